@@ -1,0 +1,1 @@
+"""Chunk execution engine: pure Python + numpy, no torch, no ROS, no clock reads."""

@@ -1,0 +1,1 @@
+"""Pure-PyTorch OpenVLA-OFT (no ROS): configuration, modules, checkpoint I/O."""
