@@ -1,0 +1,54 @@
+"""Start the OpenVLA-OFT policy node (a lifecycle node that configures and activates itself).
+
+    ros2 launch openvla_ros policy.launch.py checkpoint:=/path/to/checkpoint platform:=libero
+
+`config` selects a parameter file from the package's config/ folder (libero, aloha, bridge,
+demo) or takes a path to your own YAML; launch arguments override it.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+from launch_ros.parameter_descriptions import ParameterValue
+
+
+def _config_path(name: str) -> str:
+    if os.path.sep in name or name.endswith('.yaml'):
+        return name
+    return os.path.join(get_package_share_directory('openvla_ros'), 'config', name + '.yaml')
+
+
+def _policy_node(context):
+    config = _config_path(LaunchConfiguration('config').perform(context))
+    overrides = {
+        # Strings that could parse as YAML (paths, 'cpu') must stay strings.
+        'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
+        'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+        'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
+    }
+    return [LifecycleNode(
+        package='openvla_ros',
+        executable='policy_node',
+        name='policy',
+        namespace=LaunchConfiguration('namespace'),
+        parameters=[config, overrides],
+        output='screen',
+        emulate_tty=True,
+    )]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument('checkpoint', description='checkpoint directory (hub layout)'),
+        DeclareLaunchArgument('config', default_value='libero',
+                              description='libero | aloha | bridge | demo | path/to/params.yaml'),
+        DeclareLaunchArgument('device', default_value='cuda',
+                              description="'cuda', 'cuda:N', 'cpu' or 'auto'"),
+        DeclareLaunchArgument('namespace', default_value='openvla'),
+        DeclareLaunchArgument('use_sim_time', default_value='false'),
+        OpaqueFunction(function=_policy_node),
+    ])

@@ -1,0 +1,1 @@
+"""Demos: the quickstart that drives policy_node on a tiny checkpoint."""

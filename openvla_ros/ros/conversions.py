@@ -1,0 +1,115 @@
+"""Pure message <-> numpy conversions (no rclpy.init, no node).
+
+Every function raises `ConversionError` with an "expected ... got ..." message on bad input; the
+node counts those as rejected messages and never lets them reach the policy.
+"""
+
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+
+# encoding -> (channels, channel order to reach RGB)
+_ENCODINGS = {
+    'rgb8': (3, (0, 1, 2)),
+    'bgr8': (3, (2, 1, 0)),
+    'rgba8': (4, (0, 1, 2)),
+    'bgra8': (4, (2, 1, 0)),
+    'mono8': (1, (0, 0, 0)),
+}
+SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+
+
+class ConversionError(ValueError):
+    """A message that cannot be turned into the numbers the policy needs."""
+
+
+def image_msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> uint8 (H, W, 3) RGB array."""
+    encoding = msg.encoding.lower()
+    if encoding not in _ENCODINGS:
+        raise ConversionError(f'image encoding: expected one of {", ".join(_ENCODINGS)}, '
+                              f'got {msg.encoding!r}')
+    channels, order = _ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ConversionError(f'image size: expected positive height and width, '
+                              f'got {height}x{width}')
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ConversionError(f'image step: expected at least {row_bytes} bytes per row for '
+                              f'{width} px {encoding}, got {step}')
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size < step * height:
+        raise ConversionError(f'image data: expected {step * height} bytes ({height} rows of '
+                              f'{step}), got {data.size}')
+    pixels = data[:step * height].reshape(height, step)[:, :row_bytes]
+    pixels = pixels.reshape(height, width, channels)  # (H, W, C)
+    return np.ascontiguousarray(pixels[:, :, list(order)])
+
+
+def compressed_image_msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png, ...) -> uint8 (H, W, 3) RGB array."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(bytes(msg.data))) as image:
+            return np.asarray(image.convert('RGB'), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ConversionError(f'compressed image: expected a decodable {msg.format!r} image, '
+                              f'got {len(msg.data)} bytes that do not decode ({exc})') from exc
+
+
+def joint_positions(msg, joint_names: Sequence[str]) -> np.ndarray:
+    """Positions of `joint_names`, in that order, from a sensor_msgs/JointState.
+
+    Empty `joint_names` means "all positions in message order".
+    """
+    names = list(msg.name)
+    positions = np.asarray(msg.position, dtype=np.float64)
+    if len(names) != positions.size:
+        raise ConversionError(f'joint_states: expected one position per name, got '
+                              f'{len(names)} names and {positions.size} positions')
+    if joint_names:
+        index = {name: i for i, name in enumerate(names)}
+        missing = [n for n in joint_names if n not in index]
+        if missing:
+            raise ConversionError(f'joint_states: expected joints {list(joint_names)}, '
+                                  f'missing {missing}')
+        positions = positions[[index[n] for n in joint_names]]
+    if not np.all(np.isfinite(positions)):
+        raise ConversionError(f'joint_states: expected finite positions, got '
+                              f'{positions.tolist()}')
+    return positions
+
+
+def stamp_to_seconds(stamp) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def seconds_to_duration_fields(seconds: float) -> tuple:
+    """Float seconds -> (sec, nanosec) for builtin_interfaces/Duration or Time."""
+    total_ns = int(round(seconds * 1e9))
+    return total_ns // 1_000_000_000, total_ns % 1_000_000_000
+
+
+def check_instruction(text: str, max_chars: int) -> str:
+    """Return the stripped instruction or raise ConversionError."""
+    stripped = text.strip()
+    if not stripped:
+        raise ConversionError('instruction: expected non-empty text, got an empty string')
+    if len(stripped) > max_chars:
+        raise ConversionError(f'instruction: expected at most {max_chars} characters, got '
+                              f'{len(stripped)}')
+    return stripped
+
+
+def joint_names_for_chunk(joint_names: Optional[Sequence[str]], action_dim: int) -> list:
+    """Names for JointTrajectory.joint_names: the configured ones, or action_0..action_{A-1}."""
+    if joint_names:
+        if len(joint_names) != action_dim:
+            raise ConversionError(f'action_joint_names: expected {action_dim} names, got '
+                                  f'{len(joint_names)}')
+        return list(joint_names)
+    return [f'action_{i}' for i in range(action_dim)]

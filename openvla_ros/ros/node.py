@@ -1,0 +1,397 @@
+"""PolicyNode: cameras, joint states and an instruction in; one action per control tick out.
+
+Concurrency contract (MultiThreadedExecutor):
+- subscription callbacks (one reentrant group) only convert and store the latest message;
+- the control timer (its own mutually exclusive group) ticks the execution engine and publishes;
+  it never waits for the model;
+- inference runs in a plain worker thread, woken by the control timer when the engine asks for
+  a chunk. The engine and the latest observation are guarded by one lock, held only for
+  microseconds, never across a model call.
+"""
+
+import threading
+from typing import Callable, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from openvla_ros.execution.engine import ExecutionEngine
+from openvla_ros.execution.filters import SafetyFilter, SafetyLimits
+from openvla_ros.ros.conversions import (
+    check_instruction,
+    compressed_image_msg_to_rgb,
+    ConversionError,
+    image_msg_to_rgb,
+    joint_names_for_chunk,
+    joint_positions,
+    seconds_to_duration_fields,
+    stamp_to_seconds,
+)
+from openvla_ros.ros.observation import ObservationStore, RejectCounter
+from openvla_ros.ros.params import declare_parameters, dynamic_value, NodeSettings, read_settings
+
+PolicyLoader = Callable[[NodeSettings], object]
+SAFETY_PARAMETERS = ('clip_to_dataset_bounds', 'max_delta_per_tick', 'action_scale')
+
+
+def load_openvla_policy(settings: NodeSettings):
+    """Load the real model (the default loader; imported here to keep the module light)."""
+    from openvla_ros.policy import OpenVLAPolicy
+
+    return OpenVLAPolicy.from_pretrained(settings.checkpoint, **settings.policy_kwargs())
+
+
+class PolicyNode(LifecycleNode):
+    """The OpenVLA-OFT policy as a managed node (configure loads the model)."""
+
+    def __init__(self, policy_loader: PolicyLoader = load_openvla_policy, **kwargs):
+        super().__init__('policy', **kwargs)
+        declare_parameters(self)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self._policy_loader = policy_loader
+        self._lock = threading.Lock()
+        self._rejects = RejectCounter()
+        self._policy = None
+        self._settings: Optional[NodeSettings] = None
+        self._engine: Optional[ExecutionEngine] = None
+        self._store: Optional[ObservationStore] = None
+        self._active = False
+        self._estop = False
+        self._safety: Optional[SafetyFilter] = None
+        self._last_timings: dict = {}
+        self._resources = []  # publishers, subscriptions, timers, services to destroy
+        self._worker: Optional[threading.Thread] = None
+        self._wake = threading.Event()
+        self._stop_worker = threading.Event()
+
+    # ------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Load the policy and create every interface; FAILURE leaves the node unconfigured."""
+        try:
+            settings = read_settings(self)
+            policy = self._policy_loader(settings)
+            spec = policy.spec
+            if len(settings.camera_topics) != spec.num_images:
+                raise ValueError(
+                    f'camera_topics: the checkpoint expects {spec.num_images} image(s) (primary '
+                    f'first, then wrists), got {len(settings.camera_topics)} topics '
+                    f'{list(settings.camera_topics)}')
+            self._chunk_joint_names = joint_names_for_chunk(settings.action_joint_names,
+                                                            spec.action_dim)
+        except Exception as exc:  # noqa: B902 - any loading error must fail the transition
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._settings, self._policy = settings, policy
+        self._engine = ExecutionEngine(settings.execution)
+        self._store = ObservationStore(len(settings.camera_topics))
+        self._safety = SafetyFilter(self._safety_limits())
+        self._create_interfaces(settings)
+        self._stop_worker.clear()
+        self._worker = threading.Thread(target=self._inference_loop, name='openvla_inference',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'configured: {spec.head_type} head, chunk {spec.chunk_len}x{spec.action_dim}, '
+            f'{spec.num_images} camera(s), proprio {spec.proprio_dim}, device {spec.device}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Start publishing actions (from the next chunk on)."""
+        with self._lock:
+            self._engine.reset('activate', now=self._now())
+            self._active = True
+        self.get_logger().info('active')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop publishing and flush the buffer."""
+        with self._lock:
+            self._active = False
+            self._engine.reset('deactivate', now=self._now())
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Destroy every interface and drop the model."""
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Release everything, as cleanup does, from any state."""
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Stop the inference worker, destroy every interface, drop the model (idempotent)."""
+        self._active = False
+        self._stop_worker.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        for resource in self._resources:
+            self._destroy(resource)
+        self._resources = []
+        self._policy = self._engine = self._store = None
+
+    def _destroy(self, resource) -> None:
+        if isinstance(resource, Timer):
+            self.destroy_timer(resource)
+        elif isinstance(resource, Service):
+            self.destroy_service(resource)
+        elif isinstance(resource, Publisher):
+            self.destroy_publisher(resource)
+        elif isinstance(resource, Subscription):
+            self.destroy_subscription(resource)
+
+    # ------------------------------------------------------------------------ interfaces
+    def _create_interfaces(self, settings: NodeSettings) -> None:
+        inputs = ReentrantCallbackGroup()
+        control = MutuallyExclusiveCallbackGroup()
+        add = self._resources.append
+        for index, topic in enumerate(settings.camera_topics):
+            msg_type = CompressedImage if topic.rstrip('/').endswith('compressed') else Image
+            add(self.create_subscription(
+                msg_type, topic, self._camera_callback(index, msg_type),
+                qos_profile_sensor_data, callback_group=inputs))
+        add(self.create_subscription(JointState, 'joint_states', self._on_joint_states,
+                                     qos_profile_sensor_data, callback_group=inputs))
+        add(self.create_subscription(String, 'instruction', self._on_instruction, 10,
+                                     callback_group=inputs))
+        self._pub_action = self.create_publisher(Float64MultiArray, 'action', 10)
+        self._pub_chunk = self.create_publisher(JointTrajectory, 'action_chunk', 10)
+        self._pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._resources += [self._pub_action, self._pub_chunk, self._pub_diagnostics]
+        for name, handler in (('reset', self._on_reset), ('stop', self._on_stop),
+                              ('start', self._on_start)):
+            add(self.create_service(Trigger, name, handler, callback_group=inputs))
+        add(self.create_timer(1.0 / settings.execution.control_rate_hz, self._on_control_tick,
+                              callback_group=control))
+        add(self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
+                              callback_group=inputs))
+
+    def _safety_limits(self) -> SafetyLimits:
+        spec = self._policy.spec
+        clip = dynamic_value(self, 'clip_to_dataset_bounds')
+        return SafetyLimits(
+            low=np.asarray(spec.action_min) if clip else None,
+            high=np.asarray(spec.action_max) if clip else None,
+            max_step_per_tick=dynamic_value(self, 'max_delta_per_tick') or None,
+            scale=dynamic_value(self, 'action_scale'))
+
+    def _on_parameters_set(self, parameters) -> None:
+        """Apply changed safety parameters at once, keeping the rate limiter's memory."""
+        if self._safety is not None and any(p.name in SAFETY_PARAMETERS for p in parameters):
+            with self._lock:
+                self._safety = _rebuilt(self._safety, self._safety_limits())
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -------------------------------------------------------------------------- callbacks
+    def _camera_callback(self, index: int, msg_type):
+        convert = compressed_image_msg_to_rgb if msg_type is CompressedImage else image_msg_to_rgb
+
+        def on_image(msg) -> None:
+            try:
+                rgb = convert(msg)
+                stamp = self._checked_stamp(msg.header.stamp, 'image')
+            except ConversionError as exc:
+                self._reject(f'camera{index}', exc)
+                return
+            self._store.put_image(index, rgb, stamp, self._now())
+        return on_image
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            positions = joint_positions(msg, self._settings.proprio_joint_names)
+            proprio_dim = self._policy.spec.proprio_dim
+            if proprio_dim is not None and positions.size != proprio_dim:
+                raise ConversionError(f'joint_states: expected {proprio_dim} proprio values '
+                                      f'(set proprio_joint_names), got {positions.size}')
+            stamp = self._checked_stamp(msg.header.stamp, 'joint_states')
+        except ConversionError as exc:
+            self._reject('joint_states', exc)
+            return
+        self._store.put_joints(positions, stamp, self._now())
+
+    def _on_instruction(self, msg: String) -> None:
+        try:
+            text = check_instruction(msg.data, dynamic_value(self, 'max_instruction_chars'))
+        except ConversionError as exc:
+            self._reject('instruction', exc)
+            return
+        with self._lock:
+            if text != self._store.instruction:
+                self._engine.reset('new instruction', now=self._now())
+            self._store.instruction = text
+        self.get_logger().info(f'instruction: {text!r}')
+
+    def _checked_stamp(self, stamp, what: str) -> Optional[float]:
+        """Header stamp in seconds (None when unset); rejects future-stamped messages."""
+        seconds = stamp_to_seconds(stamp)
+        if seconds == 0.0:
+            return None
+        ahead = seconds - self._now()
+        if ahead > dynamic_value(self, 'max_future_stamp_s'):
+            raise ConversionError(f'{what}: expected a stamp not in the future, got one '
+                                  f'{ahead:.3f} s ahead of the node clock')
+        return seconds
+
+    def _reject(self, source: str, exc: Exception) -> None:
+        count = self._rejects.add(source, str(exc))
+        if count == 1 or count % 100 == 0:
+            self.get_logger().warning(f'rejected {source} message #{count}: {exc}')
+
+    # ---------------------------------------------------------------------------- control
+    def _on_control_tick(self) -> None:
+        if not self._active:
+            return
+        now = self._now()
+        with self._lock:
+            result = self._engine.tick(now)
+            wants_chunk = (not self._estop and self._store.instruction is not None
+                           and self._engine.needs_inference(now))
+        if wants_chunk:
+            self._wake.set()
+        if result is None or self._estop:
+            return
+        action = self._safety(result.action)
+        if action is None:
+            self._rejects.add('model_output', 'non-finite action, not published')
+            return
+        if not dynamic_value(self, 'dry_run'):
+            self._pub_action.publish(Float64MultiArray(data=action.tolist()))
+
+    # -------------------------------------------------------------------------- inference
+    def _inference_loop(self) -> None:
+        while not self._stop_worker.is_set():
+            if not self._wake.wait(timeout=0.2):
+                continue
+            self._wake.clear()
+            if self._stop_worker.is_set():
+                return
+            self._run_one_inference()
+
+    def _run_one_inference(self) -> None:
+        from openvla_ros.policy import NonFiniteActionError, PolicyInputError
+
+        now = self._now()
+        max_age = dynamic_value(self, 'max_observation_age_s')
+        with self._lock:
+            if self._estop or not self._engine.needs_inference(now):
+                return
+            observation = self._store.snapshot(now, max_age,
+                                               needs_proprio=self._policy.spec.proprio_dim
+                                               is not None)
+            if observation is None:
+                return
+            self._engine.inference_started(now)
+        try:
+            chunk = self._policy.predict(observation.images, observation.instruction,
+                                         proprio=observation.proprio)
+        except (PolicyInputError, NonFiniteActionError, ValueError) as exc:
+            self._reject('inference', exc)
+            with self._lock:
+                self._engine.inference_failed(self._now())
+            return
+        except Exception as exc:  # noqa: B902 - a model failure must not kill the worker
+            self.get_logger().error(f'inference failed: {exc!r}')
+            self._rejects.add('inference', repr(exc))
+            with self._lock:
+                self._engine.inference_failed(self._now())
+            return
+        with self._lock:
+            accepted = self._engine.push_chunk(chunk.actions, observation.t_obs, self._now())
+            self._last_timings = dict(chunk.timings)
+        if accepted:
+            self._publish_chunk(chunk.actions, observation.t_obs)
+
+    def _publish_chunk(self, actions: np.ndarray, t_obs: float) -> None:
+        msg = JointTrajectory()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_duration_fields(t_obs)
+        msg.joint_names = self._chunk_joint_names
+        rate = self._settings.execution.action_rate_hz
+        for k, action in enumerate(actions):
+            point = JointTrajectoryPoint(positions=action.tolist())
+            point.time_from_start.sec, point.time_from_start.nanosec = \
+                seconds_to_duration_fields(k / rate)
+            msg.points.append(point)
+        self._pub_chunk.publish(msg)
+
+    # --------------------------------------------------------------------------- services
+    def _on_reset(self, request, response):
+        with self._lock:
+            self._engine.reset('reset service', now=self._now())
+        response.success, response.message = True, 'buffer flushed'
+        return response
+
+    def _on_stop(self, request, response):
+        with self._lock:
+            self._estop = True
+            self._engine.reset('stop service', now=self._now())
+        self.get_logger().warning('STOP latched: no action is published until start is called')
+        response.success, response.message = True, 'stopped (latched)'
+        return response
+
+    def _on_start(self, request, response):
+        with self._lock:
+            was_stopped, self._estop = self._estop, False
+            self._safety.reset()
+        response.success = True
+        response.message = 'released' if was_stopped else 'was not stopped'
+        return response
+
+    # ------------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        now = self._now()
+        with self._lock:
+            counters = self._engine.counters.as_dict()
+            ages = self._store.ages(now)
+            instruction = self._store.instruction
+            timings = dict(self._last_timings)
+        spec = self._policy.spec
+        status = DiagnosticStatus(name=f'{self.get_name()}: openvla policy',
+                                  hardware_id=spec.device)
+        if self._estop:
+            status.level, status.message = DiagnosticStatus.WARN, 'stopped (latched)'
+        elif counters['chunks_received'] == 0:
+            status.level, status.message = DiagnosticStatus.OK, 'waiting for first chunk'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'running'
+        values = {
+            'checkpoint': spec.checkpoint_dir, 'head_type': spec.head_type,
+            'device': spec.device, 'dtype': spec.dtype, 'active': self._active,
+            'instruction': instruction or '', 'dry_run': dynamic_value(self, 'dry_run'),
+            **{f'engine.{k}': v for k, v in counters.items()},
+            **{f'age_s.{k}': v for k, v in ages.items()},
+            **{f'inference_s.{k}': v for k, v in timings.items()},
+            **{f'rejected.{k}': v for k, v in self._rejects.counts().items()},
+            'rejected.last_reason': self._rejects.last_reason,
+        }
+        status.values = [KeyValue(key=k, value=_format(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diagnostics.publish(msg)
+
+
+def _rebuilt(safety: SafetyFilter, limits: SafetyLimits) -> SafetyFilter:
+    rebuilt = SafetyFilter(limits)
+    rebuilt.reset(safety.previous)
+    return rebuilt
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f'{value:.6g}'
+    return str(value)

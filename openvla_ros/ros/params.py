@@ -1,0 +1,164 @@
+"""The node's ROS parameters: declared in one table, read into plain settings objects.
+
+Parameter names equal the field names they end up in (ExecutionConfig, OpenVLAPolicy
+.from_pretrained), spelling included. Model parameters are read-only: they take effect on
+configure and a change needs cleanup + configure.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from openvla_ros.execution.config import ExecutionConfig
+
+_FLOAT_RANGE = object()  # marker: a positive float range
+_DYNAMIC = False
+_READ_ONLY = True
+
+# name: (default, description, read_only, range)
+PARAMETERS = {
+    # Model (read on configure)
+    'checkpoint': ('', 'Checkpoint directory in the Hugging Face hub layout.', _READ_ONLY, None),
+    'device': ('cuda', "'cuda', 'cuda:N', 'cpu' or 'auto'.", _READ_ONLY, None),
+    'platform': ('', "'libero', 'aloha', 'bridge' or '' to infer from the checkpoint.",
+                 _READ_ONLY, None),
+    'unnorm_key': ('', "Dataset in dataset_statistics.json ('' if there is only one).",
+                   _READ_ONLY, None),
+    'num_diffusion_steps': (0, 'DDIM inference steps for diffusion heads (0: checkpoint '
+                               'default).', _READ_ONLY, IntegerRange(from_value=0, to_value=1000,
+                                                                     step=1)),
+    'center_crop': (True, 'Apply the 0.9-area center crop (all released checkpoints).',
+                    _READ_ONLY, None),
+    'autostart': (True, 'Configure and activate on start-up (a lifecycle manager can take '
+                        'over when false).', _READ_ONLY, None),
+    # Inputs
+    'camera_topics': (['camera/image'], 'Image topics in model order: primary first, then '
+                      "wrists. Topics ending in '/compressed' are sensor_msgs/CompressedImage.",
+                      _READ_ONLY, None),
+    'proprio_joint_names': ([''], 'Joints whose positions form the proprio vector, in order '
+                            "(['']: all positions in message order).", _READ_ONLY, None),
+    'action_joint_names': ([''], "Names for action_chunk's joint_names (['']: action_0..).",
+                           _READ_ONLY, None),
+    'max_instruction_chars': (500, 'Longer instructions are rejected.', _DYNAMIC,
+                              IntegerRange(from_value=1, to_value=2000, step=1)),
+    'max_observation_age_s': (0.5, 'Images and joint states older than this are not used.',
+                              _DYNAMIC, _FLOAT_RANGE),
+    'max_future_stamp_s': (0.05, 'Observations stamped further in the future are rejected.',
+                           _DYNAMIC, _FLOAT_RANGE),
+    # Execution (see openvla_ros/execution/config.py for the semantics)
+    'execution_mode': ('async', "'async' (re-query early) or 'sync' (upstream: execute, then "
+                                'query).', _READ_ONLY, None),
+    'action_rate_hz': (20.0, 'Rate the actions were recorded at (step spacing).', _READ_ONLY,
+                       _FLOAT_RANGE),
+    'control_rate_hz': (100.0, 'Rate of the action topic.', _READ_ONLY, _FLOAT_RANGE),
+    'execute_steps': (0, 'Steps of each chunk to execute (0: whole chunk).', _READ_ONLY,
+                      IntegerRange(from_value=0, to_value=1000, step=1)),
+    'latency_margin_s': (0.05, 'Extra time before the buffer runs out at which the next chunk '
+                               'is requested.', _READ_ONLY, _FLOAT_RANGE),
+    'latency_initial_s': (0.5, 'Latency assumed before the first one is measured.', _READ_ONLY,
+                          _FLOAT_RANGE),
+    'blend': ('none', "'none', 'crossfade' or 'ensemble' at chunk switches.", _READ_ONLY, None),
+    'crossfade_steps': (3, 'Crossfade length in action steps.', _READ_ONLY,
+                        IntegerRange(from_value=1, to_value=100, step=1)),
+    'action_kind': ('absolute', "'absolute' or 'delta' actions.", _READ_ONLY, None),
+    'interpolation': ('linear', "'linear' or 'hold' between action steps.", _READ_ONLY, None),
+    'hold_dims': ([-1], 'Gripper/binary action dimensions, never interpolated ([-1]: none).',
+                  _READ_ONLY, None),
+    'underrun_policy': ('hold', "'hold' the last action or stay 'silent' when the buffer is "
+                                'empty.', _READ_ONLY, None),
+    'max_action_age_s': (2.0, 'No action from an older observation is ever published.',
+                         _READ_ONLY, _FLOAT_RANGE),
+    # Safety
+    'clip_to_dataset_bounds': (True, "Clip actions to the dataset's min/max.", _DYNAMIC, None),
+    'max_delta_per_tick': (0.0, 'Per-tick change limit for absolute actions (0: off).',
+                           _DYNAMIC, _FLOAT_RANGE),
+    'action_scale': (1.0, 'Factor applied to every action (before clipping).', _DYNAMIC,
+                     _FLOAT_RANGE),
+    'dry_run': (False, 'Run the model and publish action_chunk, but never publish action.',
+                _DYNAMIC, None),
+    'diagnostics_period_s': (1.0, 'Period of the /diagnostics status.', _READ_ONLY,
+                             _FLOAT_RANGE),
+}
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter with its description, read-only flag and range."""
+    for name, (default, description, read_only, value_range) in PARAMETERS.items():
+        descriptor = ParameterDescriptor(description=description, read_only=read_only)
+        if value_range is _FLOAT_RANGE:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)]
+        elif isinstance(value_range, IntegerRange):
+            descriptor.integer_range = [value_range]
+        node.declare_parameter(name, default, descriptor)
+
+
+def _names(values) -> tuple:
+    return tuple(v for v in values if v)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Parameters as plain values; built once per configure."""
+
+    checkpoint: str
+    device: str
+    platform: Optional[str]
+    unnorm_key: Optional[str]
+    num_diffusion_steps: Optional[int]
+    center_crop: bool
+    camera_topics: tuple
+    proprio_joint_names: tuple
+    action_joint_names: tuple
+    execution: ExecutionConfig
+    diagnostics_period_s: float
+
+    def policy_kwargs(self) -> dict:
+        """Keyword arguments of OpenVLAPolicy.from_pretrained."""
+        return dict(device=self.device, platform=self.platform, unnorm_key=self.unnorm_key,
+                    num_diffusion_steps=self.num_diffusion_steps, center_crop=self.center_crop)
+
+
+def read_settings(node) -> NodeSettings:
+    """Read the read-only parameters; raises ValueError with the parameter's name."""
+    get = {name: node.get_parameter(name).value for name in PARAMETERS}
+    hold_dims = tuple(int(d) for d in get['hold_dims'] if int(d) >= 0)
+    execution = ExecutionConfig(
+        execution_mode=get['execution_mode'],
+        action_rate_hz=float(get['action_rate_hz']),
+        control_rate_hz=float(get['control_rate_hz']),
+        execute_steps=int(get['execute_steps']) or None,
+        latency_initial_s=float(get['latency_initial_s']),
+        latency_margin_s=float(get['latency_margin_s']),
+        blend=get['blend'],
+        crossfade_steps=int(get['crossfade_steps']),
+        action_kind=get['action_kind'],
+        interpolation=get['interpolation'],
+        hold_dims=hold_dims,
+        underrun_policy=get['underrun_policy'],
+        max_action_age_s=float(get['max_action_age_s']),
+    )
+    camera_topics = _names(get['camera_topics'])
+    if not get['checkpoint']:
+        raise ValueError("parameter 'checkpoint': expected a checkpoint directory, got ''")
+    if not camera_topics:
+        raise ValueError("parameter 'camera_topics': expected at least one topic, got none")
+    return NodeSettings(
+        checkpoint=get['checkpoint'],
+        device=get['device'],
+        platform=get['platform'] or None,
+        unnorm_key=get['unnorm_key'] or None,
+        num_diffusion_steps=int(get['num_diffusion_steps']) or None,
+        center_crop=bool(get['center_crop']),
+        camera_topics=camera_topics,
+        proprio_joint_names=_names(get['proprio_joint_names']),
+        action_joint_names=_names(get['action_joint_names']),
+        execution=execution,
+        diagnostics_period_s=float(get['diagnostics_period_s']),
+    )
+
+
+def dynamic_value(node, name: str) -> Any:
+    """Return the current value of a parameter that may change at run time."""
+    return node.get_parameter(name).value

@@ -1,0 +1,89 @@
+"""launch_testing: policy.launch.py on a tiny checkpoint streams actions; exits cleanly.
+
+Runs where ROS 2's launch_testing is installed (colcon test); on PyPI-only machines it is
+skipped, since launch, launch_ros and launch_testing are not published there.
+"""
+
+import os
+import tempfile
+import threading
+import unittest
+
+import pytest
+
+launch_testing = pytest.importorskip(
+    'launch_testing', reason='launch_testing is not installed (it ships with ROS 2, not PyPI)')
+pytest.importorskip('launch_ros', reason='launch_ros is not installed (ships with ROS 2)')
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+import launch  # noqa: E402, I100 - after the skips above
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+import rclpy  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+LAUNCH_FILE = os.path.join(os.path.dirname(__file__), '..', '..', 'launch', 'policy.launch.py')
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    from openvla_ros.model.testing import write_tiny_checkpoint
+
+    checkpoint = os.path.join(tempfile.mkdtemp(prefix='openvla_launch_'), 'tiny-l1')
+    write_tiny_checkpoint(checkpoint, variant='l1')
+    policy = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.abspath(LAUNCH_FILE)),
+        launch_arguments={'checkpoint': checkpoint, 'config': 'demo', 'device': 'cpu'}.items())
+    return launch.LaunchDescription([policy, launch_testing.actions.ReadyToTest()])
+
+
+class TestPolicyStreamsActions(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node('launch_test_probe')
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def test_actions_arrive_after_an_instruction(self, proc_output):
+        import numpy as np
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import String
+
+        got = threading.Event()
+        self.node.create_subscription(Float64MultiArray, '/openvla/action',
+                                      lambda msg: got.set(), 10)
+        cams = [self.node.create_publisher(Image, f'/openvla/camera/{n}', qos_profile_sensor_data)
+                for n in ('primary', 'wrist')]
+        joints = self.node.create_publisher(JointState, '/openvla/joint_states',
+                                            qos_profile_sensor_data)
+        instruction = self.node.create_publisher(String, '/openvla/instruction', 10)
+        frame = np.zeros((64, 64, 3), np.uint8).tobytes()
+        end = self.node.get_clock().now().nanoseconds + 60e9
+        while not got.is_set() and self.node.get_clock().now().nanoseconds < end:
+            stamp = self.node.get_clock().now().to_msg()
+            for cam in cams:
+                msg = Image(height=64, width=64, encoding='rgb8', step=192, data=frame)
+                msg.header.stamp = stamp
+                cam.publish(msg)
+            state = JointState(name=[f'j{i}' for i in range(8)], position=[0.0] * 8)
+            state.header.stamp = stamp
+            joints.publish(state)
+            instruction.publish(String(data='pick up the bowl'))
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+        self.assertTrue(got.is_set(), 'no action on /openvla/action within 60 s')
+        proc_output.assertWaitFor('configured: l1 head', timeout=5)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+
+    def test_exit_code(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2])

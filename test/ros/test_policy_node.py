@@ -1,0 +1,208 @@
+"""PolicyNode in-process with a fake policy: real rclpy, real DDS, real messages."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+CHUNK, ACTION_DIM, PROPRIO_DIM = 8, 7, 8
+
+
+class FakePolicy:
+    """Deterministic chunks; records what the node handed it."""
+
+    def __init__(self, nonfinite=False):
+        from openvla_ros.policy import PolicySpec
+
+        self.spec = PolicySpec(
+            checkpoint_dir='/fake', head_type='l1', chunk_len=CHUNK, action_dim=ACTION_DIM,
+            proprio_dim=PROPRIO_DIM, num_images=2, uses_film=False, unnorm_key='fake',
+            normalization_type='bounds_q99', action_min=(-1.0,) * ACTION_DIM,
+            action_max=(1.0,) * ACTION_DIM, action_mask=(True,) * ACTION_DIM, device='cpu',
+            dtype='float32')
+        self.calls = []
+        self.nonfinite = nonfinite
+
+    def predict(self, images, instruction, proprio=None, noise=None):
+        from openvla_ros.policy import ActionChunk
+
+        self.calls.append((images, instruction, proprio))
+        # step k, dim j -> 0.1 * j + 0.01 * k; dim 6 is out of bounds to exercise clipping
+        actions = 0.1 * np.arange(ACTION_DIM)[None, :] + 0.01 * np.arange(CHUNK)[:, None]
+        actions[:, 6] = 5.0
+        if self.nonfinite:
+            actions[:] = np.nan
+        return ActionChunk(actions=actions, normalized_actions=actions, timings={'total': 0.01})
+
+
+def _make_node(context, policy, **overrides):
+    from rclpy.parameter import Parameter
+
+    from openvla_ros.ros.node import PolicyNode
+
+    params = {'checkpoint': '/fake', 'camera_topics': ['cam0', 'cam1/compressed'],
+              'control_rate_hz': 50.0, 'action_rate_hz': 10.0, 'latency_initial_s': 0.05,
+              'diagnostics_period_s': 0.2, **overrides}
+    return PolicyNode(policy_loader=lambda settings: policy, context=context,
+                      namespace='openvla_test',
+                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+class Probe:
+    """Publishes a live observation stream and collects the node's outputs."""
+
+    def __init__(self, node):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CompressedImage, Image, JointState
+        from std_msgs.msg import Float64MultiArray, String
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.node = node
+        self.actions, self.chunks, self.diagnostics = [], [], []
+        self.got_action = threading.Event()
+        ns = '/openvla_test/'
+        self.pub_cam0 = node.create_publisher(Image, ns + 'cam0', qos_profile_sensor_data)
+        self.pub_cam1 = node.create_publisher(CompressedImage, ns + 'cam1/compressed',
+                                              qos_profile_sensor_data)
+        self.pub_joints = node.create_publisher(JointState, ns + 'joint_states',
+                                                qos_profile_sensor_data)
+        self.pub_instruction = node.create_publisher(String, ns + 'instruction', 10)
+        node.create_subscription(Float64MultiArray, ns + 'action', self._on_action, 10)
+        node.create_subscription(JointTrajectory, ns + 'action_chunk', self.chunks.append, 10)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
+        self.String = String
+        self.Image, self.CompressedImage, self.JointState = Image, CompressedImage, JointState
+
+    def _on_action(self, msg):
+        self.actions.append(np.array(msg.data))
+        self.got_action.set()
+
+    def publish_observation(self, bad_image=False):
+        import io
+
+        from PIL import Image as PILImage
+
+        bgr = np.zeros((32, 48, 3), np.uint8)
+        bgr[..., 0] = 200  # blue in bgr8 -> must reach the policy as RGB (0, 0, 200)
+        image = self.Image(height=32, width=48, encoding='bgr8', step=144,
+                           data=bgr.tobytes()[:100] if bad_image else bgr.tobytes())
+        image.header.stamp = self.node.get_clock().now().to_msg()
+        jpeg = io.BytesIO()
+        PILImage.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(jpeg, format='JPEG')
+        compressed = self.CompressedImage(format='jpeg', data=jpeg.getvalue())
+        compressed.header.stamp = image.header.stamp
+        joints = self.JointState(name=[f'j{i}' for i in range(PROPRIO_DIM)],
+                                 position=[0.1 * i for i in range(PROPRIO_DIM)])
+        joints.header.stamp = image.header.stamp
+        self.pub_cam0.publish(image)
+        self.pub_cam1.publish(compressed)
+        self.pub_joints.publish(joints)
+
+    def stream_until(self, predicate, timeout_s=15.0, instruction='pick up the bowl'):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.publish_observation()
+            if instruction:
+                self.pub_instruction.publish(self.String(data=instruction))
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def diagnostic_values(self):
+        if not self.diagnostics:
+            return {}
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+
+@pytest.fixture
+def running_node(rclpy_context, ros_executor, probe_node):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    nodes = []
+
+    def start(policy=None, **overrides):
+        policy = policy or FakePolicy()
+        node = _make_node(rclpy_context, policy, **overrides)
+        nodes.append(node)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        ros_executor.add_node(node)
+        return node, policy, Probe(probe_node)
+
+    yield start
+    for node in nodes:
+        node.release()
+
+
+def test_streams_clipped_actions_from_the_chunk_over_dds(running_node):
+    node, policy, probe = running_node()
+    assert probe.stream_until(lambda: len(probe.actions) >= 20 and probe.chunks)
+    # The policy saw both cameras as RGB, the proprio and the instruction.
+    images, instruction, proprio = policy.calls[0]
+    assert instruction == 'pick up the bowl'
+    assert images[0].shape == (32, 48, 3) and tuple(images[0][0, 0]) == (0, 0, 200)
+    assert images[1].shape == (24, 24, 3)
+    np.testing.assert_allclose(proprio, 0.1 * np.arange(PROPRIO_DIM))
+    # Every published action is an interpolation of chunk rows, clipped to the bounds.
+    for action in probe.actions:
+        assert action.shape == (ACTION_DIM,)
+        assert action[6] == 1.0  # 5.0 clipped to action_max
+        step = (action[0] - 0.0) / 0.01
+        assert -1e-9 <= step <= CHUNK - 1 + 1e-9
+        np.testing.assert_allclose(action[:6], 0.1 * np.arange(6) + 0.01 * step, atol=1e-9)
+    chunk = probe.chunks[0]
+    assert len(chunk.points) == CHUNK and chunk.joint_names[0] == 'action_0'
+    assert chunk.points[3].time_from_start.nanosec == 300_000_000  # step 3 at 10 Hz
+    assert chunk.points[2].positions[6] == 5.0  # the chunk topic carries the raw chunk
+
+
+def test_bad_messages_are_counted_and_never_crash_the_node(running_node):
+    node, policy, probe = running_node()
+    probe.publish_observation(bad_image=True)
+    probe.pub_instruction.publish(probe.String(data='   '))
+    assert probe.stream_until(
+        lambda: probe.diagnostic_values().get('rejected.camera0') == '1'
+        and probe.diagnostic_values().get('rejected.instruction') == '1', instruction=None)
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)  # still serving
+
+
+def test_stop_latches_and_start_releases(running_node, probe_node):
+    from std_srvs.srv import Trigger
+
+    node, policy, probe = running_node()
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)
+    stop = probe_node.create_client(Trigger, '/openvla_test/stop')
+    start = probe_node.create_client(Trigger, '/openvla_test/start')
+    assert stop.wait_for_service(timeout_sec=5.0) and start.wait_for_service(timeout_sec=5.0)
+    assert stop.call(Trigger.Request(), timeout_sec=5.0).success
+    time.sleep(0.2)  # actions already in flight on DDS
+    count = len(probe.actions)
+    probe.stream_until(lambda: False, timeout_s=0.6)
+    assert len(probe.actions) == count, 'an action was published while stopped'
+    assert start.call(Trigger.Request(), timeout_sec=5.0).success
+    assert probe.stream_until(lambda: len(probe.actions) > count + 5)
+
+
+def test_non_finite_model_output_never_reaches_the_arm(running_node):
+    node, policy, probe = running_node(policy=FakePolicy(nonfinite=True))
+    assert probe.stream_until(lambda: probe.diagnostic_values().get('rejected.inference', '0')
+                              not in ('0',) or int(probe.diagnostic_values().get(
+                                  'engine.chunks_discarded', '0')) > 0)
+    probe.stream_until(lambda: False, timeout_s=0.5)
+    assert probe.actions == []
+
+
+def test_configure_fails_cleanly_on_camera_count_mismatch(rclpy_context):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _make_node(rclpy_context, FakePolicy(), camera_topics=['only_one'])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    finally:
+        node.release()
+        node.destroy_node()
