@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quickstart, from a fresh machine: sets up ./.venv, writes a tiny OpenVLA-OFT checkpoint,
-# starts policy_node on it and drives it over localhost-only DDS for 10 s (args go to the demo,
+# starts policy_node on it and drives it over localhost-only DDS for 15 s (args go to the demo,
 # e.g. tools/run_demo.sh --seconds 30).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

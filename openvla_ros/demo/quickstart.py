@@ -6,7 +6,7 @@ publishes two synthetic camera streams, joint states and an instruction from a p
 prints what the node streams back: each new action chunk, the action rate on `action`, and the
 inference latency from /diagnostics. The node gets SIGINT at the end and must exit cleanly.
 
-    python -m openvla_ros.demo.quickstart [--seconds 10] [--checkpoint DIR]
+    python -m openvla_ros.demo.quickstart [--seconds 15] [--checkpoint DIR]
 """
 
 import argparse
@@ -150,13 +150,13 @@ def run(seconds: float, checkpoint: pathlib.Path) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--seconds', type=float, default=15.0)
     parser.add_argument('--checkpoint', type=pathlib.Path, default=None,
                         help='use this checkpoint instead of building the tiny one')
     args = parser.parse_args(argv)
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from openvla_ros.model.testing import write_tiny_checkpoint
+        from openvla_ros.model.testing.factory import write_tiny_checkpoint
 
         checkpoint = pathlib.Path(tempfile.gettempdir(), 'openvla_ros_demo', 'tiny-l1')
         print(f'writing a tiny LIBERO-shaped L1 checkpoint to {checkpoint}')

@@ -232,10 +232,12 @@ class PolicyNode(LifecycleNode):
             self._reject('instruction', exc)
             return
         with self._lock:
-            if text != self._store.instruction:
+            changed = text != self._store.instruction
+            if changed:
                 self._engine.reset('new instruction', now=self._now())
-            self._store.instruction = text
-        self.get_logger().info(f'instruction: {text!r}')
+                self._store.instruction = text
+        if changed:
+            self.get_logger().info(f'instruction: {text!r}')
 
     def _checked_stamp(self, stamp, what: str) -> Optional[float]:
         """Header stamp in seconds (None when unset); rejects future-stamped messages."""
@@ -281,7 +283,12 @@ class PolicyNode(LifecycleNode):
             self._wake.clear()
             if self._stop_worker.is_set():
                 return
-            self._run_one_inference()
+            try:
+                self._run_one_inference()
+            except Exception as exc:  # noqa: B902 - the worker must outlive any one failure
+                if not self.context.ok():
+                    return  # shutting down (SIGINT): publishers are already gone
+                self.get_logger().error(f'inference worker: {exc!r}')
 
     def _run_one_inference(self) -> None:
         from openvla_ros.policy import NonFiniteActionError, PolicyInputError
