@@ -46,29 +46,7 @@ PARAMETERS = {
                               _DYNAMIC, _FLOAT_RANGE),
     'max_future_stamp_s': (0.05, 'Observations stamped further in the future are rejected.',
                            _DYNAMIC, _FLOAT_RANGE),
-    # Execution (see openvla_ros/execution/config.py for the semantics)
-    'execution_mode': ('async', "'async' (re-query early) or 'sync' (upstream: execute, then "
-                                'query).', _READ_ONLY, None),
-    'action_rate_hz': (20.0, 'Rate the actions were recorded at (step spacing).', _READ_ONLY,
-                       _FLOAT_RANGE),
-    'control_rate_hz': (100.0, 'Rate of the action topic.', _READ_ONLY, _FLOAT_RANGE),
-    'execute_steps': (0, 'Steps of each chunk to execute (0: whole chunk).', _READ_ONLY,
-                      IntegerRange(from_value=0, to_value=1000, step=1)),
-    'latency_margin_s': (0.05, 'Extra time before the buffer runs out at which the next chunk '
-                               'is requested.', _READ_ONLY, _FLOAT_RANGE),
-    'latency_initial_s': (0.5, 'Latency assumed before the first one is measured.', _READ_ONLY,
-                          _FLOAT_RANGE),
-    'blend': ('none', "'none', 'crossfade' or 'ensemble' at chunk switches.", _READ_ONLY, None),
-    'crossfade_steps': (3, 'Crossfade length in action steps.', _READ_ONLY,
-                        IntegerRange(from_value=1, to_value=100, step=1)),
-    'action_kind': ('absolute', "'absolute' or 'delta' actions.", _READ_ONLY, None),
-    'interpolation': ('linear', "'linear' or 'hold' between action steps.", _READ_ONLY, None),
-    'hold_dims': ([-1], 'Gripper/binary action dimensions, never interpolated ([-1]: none).',
-                  _READ_ONLY, None),
-    'underrun_policy': ('hold', "'hold' the last action or stay 'silent' when the buffer is "
-                                'empty.', _READ_ONLY, None),
-    'max_action_age_s': (2.0, 'No action from an older observation is ever published.',
-                         _READ_ONLY, _FLOAT_RANGE),
+    # Execution: one parameter per ExecutionConfig field, same name, same default (below).
     # Safety
     'clip_to_dataset_bounds': (True, "Clip actions to the dataset's min/max.", _DYNAMIC, None),
     'max_delta_per_tick': (0.0, 'Per-tick change limit for absolute actions (0: off).',
@@ -82,11 +60,59 @@ PARAMETERS = {
 }
 
 
+_EXECUTION_DEFAULTS = ExecutionConfig()
+# name: (description, range); defaults come from ExecutionConfig so the two cannot drift.
+_EXECUTION_PARAMETERS = {
+    'execution_mode': ("'async' (re-query early) or 'sync' (upstream: execute, then query).",
+                       None),
+    'action_rate_hz': ('Rate the actions were recorded at (step spacing).', _FLOAT_RANGE),
+    'control_rate_hz': ('Rate of the action topic.', _FLOAT_RANGE),
+    'execute_steps': ('Steps of each chunk to execute (0: whole chunk).',
+                      IntegerRange(from_value=0, to_value=1000, step=1)),
+    'latency_quantile': ('Quantile of recent inference latencies used for scheduling.',
+                         FloatingPointRange(from_value=0.01, to_value=1.0, step=0.0)),
+    'latency_window': ('Number of recent latencies the quantile is taken over.',
+                       IntegerRange(from_value=1, to_value=10000, step=1)),
+    'latency_initial_s': ('Latency assumed before the first one is measured.', _FLOAT_RANGE),
+    'latency_margin_s': ('Extra time before the buffer runs out at which the next chunk is '
+                         'requested.', _FLOAT_RANGE),
+    'blend': ("'none', 'crossfade' or 'ensemble' at chunk switches.", None),
+    'crossfade_steps': ('Crossfade length in action steps.',
+                        IntegerRange(from_value=1, to_value=100, step=1)),
+    'ensemble_decay': ("ACT's temporal-ensembling decay m in exp(-m * i).", None),
+    'action_kind': ("'absolute' or 'delta' actions.", None),
+    'interpolation': ("'linear' or 'hold' between action steps.", None),
+    'hold_dims': ('Gripper/binary action dimensions, never interpolated ([-1]: none).', None),
+    'resume_after_stall': ('After the arm stood still, resume a chunk where it stopped instead '
+                           'of skipping the steps planned for that time.', None),
+    'underrun_policy': ("'hold' the last action or stay 'silent' when the buffer is empty.",
+                        None),
+    'max_action_age_s': ('No action from an older observation is ever published.',
+                         _FLOAT_RANGE),
+}
+
+
+def _execution_default(name: str):
+    value = getattr(_EXECUTION_DEFAULTS, name)
+    if name == 'execute_steps':
+        return value or 0
+    if name == 'hold_dims':
+        return list(value) or [-1]  # ROS cannot infer the type of an empty array
+    return value
+
+
+PARAMETERS.update({
+    name: (_execution_default(name), description, _READ_ONLY, value_range)
+    for name, (description, value_range) in _EXECUTION_PARAMETERS.items()})
+
+
 def declare_parameters(node) -> None:
     """Declare every parameter with its description, read-only flag and range."""
     for name, (default, description, read_only, value_range) in PARAMETERS.items():
         descriptor = ParameterDescriptor(description=description, read_only=read_only)
-        if value_range is _FLOAT_RANGE:
+        if isinstance(value_range, FloatingPointRange):
+            descriptor.floating_point_range = [value_range]
+        elif value_range is _FLOAT_RANGE:
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)]
         elif isinstance(value_range, IntegerRange):
@@ -123,22 +149,10 @@ class NodeSettings:
 def read_settings(node) -> NodeSettings:
     """Read the read-only parameters; raises ValueError with the parameter's name."""
     get = {name: node.get_parameter(name).value for name in PARAMETERS}
-    hold_dims = tuple(int(d) for d in get['hold_dims'] if int(d) >= 0)
-    execution = ExecutionConfig(
-        execution_mode=get['execution_mode'],
-        action_rate_hz=float(get['action_rate_hz']),
-        control_rate_hz=float(get['control_rate_hz']),
-        execute_steps=int(get['execute_steps']) or None,
-        latency_initial_s=float(get['latency_initial_s']),
-        latency_margin_s=float(get['latency_margin_s']),
-        blend=get['blend'],
-        crossfade_steps=int(get['crossfade_steps']),
-        action_kind=get['action_kind'],
-        interpolation=get['interpolation'],
-        hold_dims=hold_dims,
-        underrun_policy=get['underrun_policy'],
-        max_action_age_s=float(get['max_action_age_s']),
-    )
+    execution_values = {name: get[name] for name in _EXECUTION_PARAMETERS}
+    execution_values['execute_steps'] = int(get['execute_steps']) or None
+    execution_values['hold_dims'] = tuple(int(d) for d in get['hold_dims'] if int(d) >= 0)
+    execution = ExecutionConfig(**execution_values)
     camera_topics = _names(get['camera_topics'])
     if not get['checkpoint']:
         raise ValueError("parameter 'checkpoint': expected a checkpoint directory, got ''")

@@ -29,7 +29,7 @@ LAUNCH_FILE = os.path.join(os.path.dirname(__file__), '..', '..', 'launch', 'pol
 
 @pytest.mark.launch_test
 def generate_test_description():
-    from openvla_ros.model.testing import write_tiny_checkpoint
+    from openvla_ros.model.testing.factory import write_tiny_checkpoint
 
     checkpoint = os.path.join(tempfile.mkdtemp(prefix='openvla_launch_'), 'tiny-l1')
     write_tiny_checkpoint(checkpoint, variant='l1')

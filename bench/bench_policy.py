@@ -1,0 +1,174 @@
+"""Latency of one action chunk: tiny checkpoints on the CPU; full-size OpenVLA-OFT on CUDA.
+
+    .venv/bin/python bench/bench_policy.py [--runs 20] [--no-write] [--skip-tiny] [--skip-full]
+
+Tiny: OpenVLAPolicy end to end (JPEG/Lanczos preprocessing of 256x256 images, tokenizer, model,
+unnormalization) for every tiny variant. Full size (only when CUDA is available): the 7B Llama with
+fused DINOv2 + SigLIP built with random bf16 weights (timing only), LIBERO shapes (chunk 8 x 7),
+the three configurations of the OFT paper's efficiency table: 1 image L1, 2 images + proprio L1,
+and 2 images + proprio diffusion (50 DDIM steps). Results go to docs/PERFORMANCE.md between the
+bench_policy markers, with the machine and the command.
+"""
+
+import argparse
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from openvla_ros.model.config import ActionConfig, OpenVLAConfig  # noqa: E402
+from openvla_ros.model.modeling import OpenVLAForActionPrediction  # noqa: E402
+from openvla_ros.model.testing.factory import TINY_VARIANTS, write_tiny_checkpoint  # noqa: E402
+from openvla_ros.policy import OpenVLAPolicy  # noqa: E402
+
+DOC = ROOT / 'docs' / 'PERFORMANCE.md'
+BEGIN, END = '<!-- bench_policy:begin -->', '<!-- bench_policy:end -->'
+# OFT paper, A100, bf16 (OPENVLA_OFT_REFERENCE.md section 8).
+PAPER_MS = {'1 image, L1': 73, '2 images + proprio, L1': 112,
+            '2 images + proprio, diffusion 50 steps': 792}
+
+
+def _stats_ms(samples) -> str:
+    values = np.asarray(samples) * 1e3
+    return f'{np.median(values):.1f} / {np.percentile(values, 95):.1f}'
+
+
+def bench_tiny(runs: int) -> list:
+    rows = []
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in TINY_VARIANTS:
+            directory = pathlib.Path(tmp, variant)
+            write_tiny_checkpoint(directory, variant=variant)
+            policy = OpenVLAPolicy.from_pretrained(directory, device='cpu')
+            spec = policy.spec
+            images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+                      for _ in range(spec.num_images)]
+            proprio = None if spec.proprio_dim is None else np.zeros(spec.proprio_dim)
+            timings = [policy.predict(images, 'pick up the black bowl', proprio=proprio).timings
+                       for _ in range(runs)]
+            rows.append((variant, spec, {k: [t[k] for t in timings] for k in timings[0]}))
+            print(f'tiny {variant:12s} total {_stats_ms(rows[-1][2]["total"])} ms (p50 / p95)')
+    return rows
+
+
+def _init_random_(model: torch.nn.Module) -> None:
+    """Timing-only weights: N(0, 0.02) matrices, unit norm scales, zero biases."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 2:
+                param.normal_(0.0, 0.02)
+            elif name.endswith('bias'):
+                param.zero_()
+            else:
+                param.fill_(1.0)
+
+
+def build_full_size(head_type: str, num_images: int, use_proprio: bool, device, dtype):
+    action = ActionConfig(chunk_len=8, action_dim=7, proprio_dim=8,
+                          normalization_type='bounds_q99', head_type=head_type,
+                          num_images_in_input=num_images, use_proprio=use_proprio)
+    with torch.device('meta'):
+        model = OpenVLAForActionPrediction(OpenVLAConfig(), action)
+    model = model.to(dtype).to_empty(device=device)
+    _init_random_(model)
+    model.reset_runtime_state(device)
+    return model.eval()
+
+
+def bench_full_size(runs: int) -> list:
+    device, dtype = torch.device('cuda'), torch.bfloat16
+    setups = [('1 image, L1', 'l1', 1, False), ('2 images + proprio, L1', 'l1', 2, True),
+              ('2 images + proprio, diffusion 50 steps', 'diffusion', 2, True)]
+    prompt = [1] + list(range(500, 524))  # BOS + a 24-token instruction prompt
+    rows = []
+    for label, head, num_images, use_proprio in setups:
+        torch.cuda.reset_peak_memory_stats()
+        model = build_full_size(head, num_images, use_proprio, device, dtype)
+        input_ids = torch.tensor([prompt], device=device)
+        pixels = torch.randn(1, 6 * num_images, 224, 224, device=device, dtype=dtype)
+        proprio = torch.zeros(1, 8, device=device, dtype=dtype) if use_proprio else None
+        samples = []
+        for i in range(runs + 3):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.predict_action(input_ids=input_ids, pixel_values=pixels, proprio=proprio)
+            torch.cuda.synchronize()
+            if i >= 3:  # warm-up
+                samples.append(time.perf_counter() - start)
+        peak_gb = torch.cuda.max_memory_allocated() / 2**30
+        rows.append((label, samples, peak_gb))
+        print(f'full {label:40s} {_stats_ms(samples)} ms, peak {peak_gb:.1f} GiB')
+        del model
+        torch.cuda.empty_cache()
+    return rows
+
+
+def render(tiny_rows, full_rows, runs: int, command: str) -> str:
+    lines = [BEGIN, '', '### Policy latency (`bench/bench_policy.py`)', '',
+             f'Command: `{command}`, {runs} runs after warm-up, median / p95 in ms.', '']
+    cpu = platform.processor() or platform.machine()
+    if tiny_rows:
+        lines += [f'Tiny checkpoints, CPU ({cpu}, {os.cpu_count()} cores, torch '
+                  f'{torch.__version__}, {torch.get_num_threads()} threads). These numbers '
+                  'measure the pipeline overhead (preprocessing of 256x256 images, tokenizer, '
+                  'sequence assembly, unnormalization), not a real model:', '',
+                  '| variant | head | images | proprio | preprocess | model | total |',
+                  '|---|---|---|---|---|---|---|']
+        for variant, spec, timings in tiny_rows:
+            lines.append(f'| {variant} | {spec.head_type} | {spec.num_images} | '
+                         f'{spec.proprio_dim or "-"} | {_stats_ms(timings["preprocess"])} | '
+                         f'{_stats_ms(timings["model"])} | {_stats_ms(timings["total"])} |')
+        lines.append('')
+    if full_rows:
+        gpu = torch.cuda.get_device_name()
+        lines += [f'Full-size OpenVLA-OFT (7B, random bf16 weights), {gpu}, model only '
+                  '(`predict_action`, inputs already on the GPU):', '',
+                  '| configuration | ours | peak memory | OFT paper (A100) |', '|---|---|---|---|']
+        for label, samples, peak_gb in full_rows:
+            lines.append(f'| {label} | {_stats_ms(samples)} | {peak_gb:.1f} GiB | '
+                         f'{PAPER_MS[label]} ms |')
+    else:
+        lines.append('Full-size rows: not measured here (no CUDA device on this machine).')
+    lines += ['', END]
+    return '\n'.join(lines)
+
+
+def write_section(section: str) -> None:
+    text = DOC.read_text() if DOC.exists() else '# Performance\n'
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip('\n') + '\n\n' + section + '\n'
+    DOC.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--runs', type=int, default=20)
+    parser.add_argument('--skip-tiny', action='store_true')
+    parser.add_argument('--skip-full', action='store_true')
+    parser.add_argument('--no-write', action='store_true', help='print only')
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    tiny = [] if args.skip_tiny else bench_tiny(args.runs)
+    full = [] if args.skip_full or not torch.cuda.is_available() else bench_full_size(args.runs)
+    command = 'python bench/bench_policy.py ' + ' '.join(argv if argv is not None
+                                                         else sys.argv[1:])
+    section = render(tiny, full, args.runs, command.strip())
+    print(section)
+    if not args.no_write:
+        write_section(section)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
