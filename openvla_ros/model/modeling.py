@@ -28,6 +28,7 @@ scheduler and any KV cache carry state); the attention mode itself is per call.
 """
 
 import dataclasses
+import time
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -80,12 +81,51 @@ class ActionPrediction:
         actions: (H, A) float64 numpy, unnormalized with `norm_stats` (only if asked for).
         unnorm_key: The dataset whose statistics produced `actions`.
         action_token_ids: (H*A,) argmax token ids of the discrete path, else None.
+        timings: seconds per stage: 'vision' (embeddings, ViTs, projector, proprio), 'llm'
+            (decoder passes) and 'head' (action head, token decoding or DDIM updates).
     """
 
     normalized_actions: torch.Tensor
     actions: Optional[np.ndarray] = None
     unnorm_key: Optional[str] = None
     action_token_ids: Optional[torch.Tensor] = None
+    timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class StageTimer:
+    """Time spent per named stage; repeated stages (diffusion steps) add up.
+
+    On CUDA it records events on the current stream, so timing never synchronises mid-way; the
+    totals wait for the last event. Elsewhere it reads the wall clock.
+    """
+
+    def __init__(self, device: torch.device):
+        self._cuda = device.type == 'cuda'
+        self._previous = self._mark()
+        self._laps = []  # (stage, start mark, end mark)
+
+    def _mark(self):
+        if not self._cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def lap(self, stage: str) -> None:
+        """Attribute the time since the previous lap to `stage`."""
+        mark = self._mark()
+        self._laps.append((stage, self._previous, mark))
+        self._previous = mark
+
+    def totals(self) -> Dict[str, float]:
+        """Seconds per stage."""
+        if self._cuda and self._laps:
+            self._laps[-1][2].synchronize()
+        totals: Dict[str, float] = {}
+        for stage, start, end in self._laps:
+            seconds = start.elapsed_time(end) / 1e3 if self._cuda else end - start
+            totals[stage] = totals.get(stage, 0.0) + seconds
+        return totals
 
 
 def discrete_bin_centers(n_action_bins: int) -> np.ndarray:
@@ -223,6 +263,7 @@ class OpenVLAForActionPrediction(nn.Module):
             unnorm_key: dataset for `unnormalize`; None requires exactly one dataset.
         """
         cfg = self.action_config
+        timer = StageTimer(self.device)
         prompt_ids = self._checked_prompt(input_ids)
         self._check_predict_inputs(pixel_values, proprio, noise)
         device = self.device
@@ -242,6 +283,7 @@ class OpenVLAForActionPrediction(nn.Module):
         if cfg.use_proprio:
             prefix.append(self.proprio_token(proprio))  # (1, 1, D)
         prefix = torch.cat(prefix, dim=1)  # (1, N*P [+1], D)
+        timer.lap('vision')
         bos = embeddings[:, :1]
         prompt = embeddings[:, 1:action_start]
         stop = embeddings[:, action_end:]
@@ -249,7 +291,7 @@ class OpenVLAForActionPrediction(nn.Module):
 
         if cfg.head_type == 'diffusion':
             normalized = self._sample_diffusion(bos, prefix, prompt, stop, read_start, noise,
-                                                generator)  # (1, H, A)
+                                                generator, timer)  # (1, H, A)
             normalized = normalized.reshape(cfg.chunk_len, cfg.action_dim).float()  # (H, A)
             token_ids = None
         else:
@@ -257,13 +299,16 @@ class OpenVLAForActionPrediction(nn.Module):
             sequence = torch.cat([bos, prefix, prompt, zeros, stop], dim=1)  # (1, L, D)
             hidden = run_decoder(self.language_model, sequence, bidirectional=True)
             action_hidden = hidden.last_hidden_state[:, read_start:read_start + slots]
+            timer.lap('llm')
             if cfg.head_type == 'l1':
                 normalized = self.action_head.predict_action(action_hidden)  # (1, H, A)
                 normalized = normalized.reshape(cfg.chunk_len, cfg.action_dim).float()
                 token_ids = None
             else:
                 normalized, token_ids = self._decode_action_tokens(action_hidden)
-        result = ActionPrediction(normalized_actions=normalized, action_token_ids=token_ids)
+        timer.lap('head')
+        result = ActionPrediction(normalized_actions=normalized, action_token_ids=token_ids,
+                                  timings=timer.totals())
         if unnormalize:
             key = resolve_unnorm_key(self.norm_stats, unnorm_key)
             actions = unnormalize_actions(normalized.cpu().numpy(), self.norm_stats[key].action,
@@ -282,7 +327,8 @@ class OpenVLAForActionPrediction(nn.Module):
         normalized = centers[bin_index].reshape(cfg.chunk_len, cfg.action_dim)  # (H, A)
         return normalized, token_ids
 
-    def _sample_diffusion(self, bos, prefix, prompt, stop, read_start, noise, generator):
+    def _sample_diffusion(self, bos, prefix, prompt, stop, read_start, noise, generator,
+                          timer: StageTimer):
         """Run the DDIM loop; every step re-runs the whole sequence (no KV cache), as upstream."""
         cfg = self.action_config
         head = self.action_head
@@ -302,8 +348,10 @@ class OpenVLAForActionPrediction(nn.Module):
             time_token = time_tokens[step][None, None, :]  # (1, 1, D)
             sequence = torch.cat([bos, prefix, time_token, prompt, actions, stop],
                                  dim=1)  # (1, L, D)
+            timer.lap('head')
             hidden = run_decoder(self.language_model, sequence, bidirectional=True)
             action_hidden = hidden.last_hidden_state[:, read_start:read_start + slots]
+            timer.lap('llm')
             noise_pred = head.predict_noise(action_hidden)  # (1, H, A)
             sample = head.denoise_step(noise_pred, t, sample)
         return sample

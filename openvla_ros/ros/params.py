@@ -30,6 +30,8 @@ PARAMETERS = {
                                                                      step=1)),
     'center_crop': (True, 'Apply the 0.9-area center crop (all released checkpoints).',
                     _READ_ONLY, None),
+    'compile_llm': (False, 'torch.compile the Llama decoder at configure (off until measured).',
+                    _READ_ONLY, None),
     'autostart': (True, 'Configure and activate on start-up (a lifecycle manager can take '
                         'over when false).', _READ_ONLY, None),
     # Inputs
@@ -134,6 +136,7 @@ class NodeSettings:
     unnorm_key: Optional[str]
     num_diffusion_steps: Optional[int]
     center_crop: bool
+    compile_llm: bool
     camera_topics: tuple
     proprio_joint_names: tuple
     action_joint_names: tuple
@@ -143,7 +146,8 @@ class NodeSettings:
     def policy_kwargs(self) -> dict:
         """Keyword arguments of OpenVLAPolicy.from_pretrained."""
         return dict(device=self.device, platform=self.platform, unnorm_key=self.unnorm_key,
-                    num_diffusion_steps=self.num_diffusion_steps, center_crop=self.center_crop)
+                    num_diffusion_steps=self.num_diffusion_steps, center_crop=self.center_crop,
+                    compile_llm=self.compile_llm)
 
 
 def read_settings(node) -> NodeSettings:
@@ -165,6 +169,7 @@ def read_settings(node) -> NodeSettings:
         unnorm_key=get['unnorm_key'] or None,
         num_diffusion_steps=int(get['num_diffusion_steps']) or None,
         center_crop=bool(get['center_crop']),
+        compile_llm=bool(get['compile_llm']),
         camera_topics=camera_topics,
         proprio_joint_names=_names(get['proprio_joint_names']),
         action_joint_names=_names(get['action_joint_names']),
