@@ -72,43 +72,61 @@ def _init_random_(model: torch.nn.Module) -> None:
                 param.fill_(1.0)
 
 
-def build_full_size(head_type: str, num_images: int, use_proprio: bool, device, dtype):
+def build_full_size(head_type: str, num_images: int, use_proprio: bool, device, dtype,
+                    llm_layers: int = 32):
+    """OpenVLA-OFT at the released shapes (random weights); `llm_layers` < 32 for smoke runs."""
     action = ActionConfig(chunk_len=8, action_dim=7, proprio_dim=8,
                           normalization_type='bounds_q99', head_type=head_type,
                           num_images_in_input=num_images, use_proprio=use_proprio)
+    config = OpenVLAConfig()
+    config.text_config['num_hidden_layers'] = llm_layers
     with torch.device('meta'):
-        model = OpenVLAForActionPrediction(OpenVLAConfig(), action)
+        model = OpenVLAForActionPrediction(config, action)
     model = model.to(dtype).to_empty(device=device)
     _init_random_(model)
     model.reset_runtime_state(device)
     return model.eval()
 
 
-def bench_full_size(runs: int) -> list:
-    device, dtype = torch.device('cuda'), torch.bfloat16
+def _synchronize(device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def bench_full_size(runs: int, device, dtype, llm_layers: int = 32, diffusion_steps: int = 50,
+                    ) -> list:
     setups = [('1 image, L1', 'l1', 1, False), ('2 images + proprio, L1', 'l1', 2, True),
-              ('2 images + proprio, diffusion 50 steps', 'diffusion', 2, True)]
+              (f'2 images + proprio, diffusion {diffusion_steps} steps', 'diffusion', 2, True)]
     prompt = [1] + list(range(500, 524))  # BOS + a 24-token instruction prompt
     rows = []
     for label, head, num_images, use_proprio in setups:
-        torch.cuda.reset_peak_memory_stats()
-        model = build_full_size(head, num_images, use_proprio, device, dtype)
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        model = build_full_size(head, num_images, use_proprio, device, dtype, llm_layers)
+        if head == 'diffusion':
+            model.set_num_diffusion_steps(diffusion_steps)
         input_ids = torch.tensor([prompt], device=device)
         pixels = torch.randn(1, 6 * num_images, 224, 224, device=device, dtype=dtype)
         proprio = torch.zeros(1, 8, device=device, dtype=dtype) if use_proprio else None
-        samples = []
+        samples, stages = [], []
         for i in range(runs + 3):
-            torch.cuda.synchronize()
+            _synchronize(device)
             start = time.perf_counter()
-            model.predict_action(input_ids=input_ids, pixel_values=pixels, proprio=proprio)
-            torch.cuda.synchronize()
+            out = model.predict_action(input_ids=input_ids, pixel_values=pixels,
+                                       proprio=proprio)
+            _synchronize(device)
             if i >= 3:  # warm-up
                 samples.append(time.perf_counter() - start)
-        peak_gb = torch.cuda.max_memory_allocated() / 2**30
-        rows.append((label, samples, peak_gb))
-        print(f'full {label:40s} {_stats_ms(samples)} ms, peak {peak_gb:.1f} GiB')
+                stages.append(out.timings)
+        peak_gb = (torch.cuda.max_memory_allocated() / 2**30 if device.type == 'cuda'
+                   else float('nan'))
+        stage_ms = {k: 1e3 * float(np.median([s[k] for s in stages])) for k in stages[0]}
+        rows.append((label, samples, peak_gb, stage_ms))
+        print(f'full {label:40s} {_stats_ms(samples)} ms, peak {peak_gb:.1f} GiB, '
+              f'stages {stage_ms}')
         del model
-        torch.cuda.empty_cache()
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -129,13 +147,15 @@ def render(tiny_rows, full_rows, runs: int, command: str) -> str:
                          f'{_stats_ms(timings["model"])} | {_stats_ms(timings["total"])} |')
         lines.append('')
     if full_rows:
-        gpu = torch.cuda.get_device_name()
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'
         lines += [f'Full-size OpenVLA-OFT (7B, random bf16 weights), {gpu}, model only '
                   '(`predict_action`, inputs already on the GPU):', '',
-                  '| configuration | ours | peak memory | OFT paper (A100) |', '|---|---|---|---|']
-        for label, samples, peak_gb in full_rows:
-            lines.append(f'| {label} | {_stats_ms(samples)} | {peak_gb:.1f} GiB | '
-                         f'{PAPER_MS[label]} ms |')
+                  '| configuration | ours | vision / llm / head (median) | peak memory | '
+                  'OFT paper (A100) |', '|---|---|---|---|---|']
+        for label, samples, peak_gb, stage_ms in full_rows:
+            stages = ' / '.join(f'{stage_ms.get(k, 0.0):.1f}' for k in ('vision', 'llm', 'head'))
+            lines.append(f'| {label} | {_stats_ms(samples)} | {stages} | {peak_gb:.1f} GiB | '
+                         f'{PAPER_MS.get(label, "-")} ms |')
     else:
         lines.append('Full-size rows: not measured here (no CUDA device on this machine).')
     lines += ['', END]
@@ -157,10 +177,20 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-tiny', action='store_true')
     parser.add_argument('--skip-full', action='store_true')
     parser.add_argument('--no-write', action='store_true', help='print only')
+    parser.add_argument('--full-on-cpu', action='store_true',
+                        help='smoke-run the full-size path on the CPU (fp32; use with '
+                             '--llm-layers 1 --diffusion-steps 2 --runs 1 --no-write)')
+    parser.add_argument('--llm-layers', type=int, default=32, help='Llama layers (32: 7B)')
+    parser.add_argument('--diffusion-steps', type=int, default=50)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     tiny = [] if args.skip_tiny else bench_tiny(args.runs)
-    full = [] if args.skip_full or not torch.cuda.is_available() else bench_full_size(args.runs)
+    full = []
+    if not args.skip_full and (torch.cuda.is_available() or args.full_on_cpu):
+        on_gpu = torch.cuda.is_available() and not args.full_on_cpu
+        device = torch.device('cuda' if on_gpu else 'cpu')
+        full = bench_full_size(args.runs, device, torch.bfloat16 if on_gpu else torch.float32,
+                               args.llm_layers, args.diffusion_steps)
     command = 'python bench/bench_policy.py ' + ' '.join(argv if argv is not None
                                                          else sys.argv[1:])
     section = render(tiny, full, args.runs, command.strip())

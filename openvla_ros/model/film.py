@@ -22,12 +22,14 @@ if TYPE_CHECKING:  # vision.py imports this module at runtime
 # Keys of upstream's file are relative to the FiLM wrapper, whose backbone is `vision_backbone`.
 UPSTREAM_PREFIX = 'vision_backbone.'
 LORA_ALPHA_CAP = 16
-# Every nn.Linear inside the timm ViTs, as PEFT's target_modules='all-linear' finds them:
-# block attn.qkv / attn.proj / mlp.fc1 / mlp.fc2, SigLIP attn_pool.q / kv / proj / mlp.fc1 /
-# mlp.fc2. The FiLM scale/shift linears are created after PEFT wrapped the model: no LoRA.
+# What PEFT's target_modules='all-linear' wraps inside the timm ViTs: every nn.Linear (block
+# attn.qkv / attn.proj / mlp.fc1 / mlp.fc2, SigLIP attn_pool.q / kv / proj / mlp.fc1 / mlp.fc2)
+# and also the patch_embed.proj Conv2d: PEFT matches the short name 'proj' of attn.proj, and
+# that name also fits the patch embedding (checked against peft 0.11.1, upstream's pin). The
+# FiLM scale/shift linears are created after PEFT wrapped the model: no LoRA.
 LORA_TARGET = re.compile(
     r'(?:^|\.)(?:attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2|attn_pool\.q|attn_pool\.kv'
-    r'|attn_pool\.proj)$')
+    r'|attn_pool\.proj|patch_embed\.proj)$')
 
 _BASE_WEIGHT = '.base_layer.weight'
 _BASE_BIAS = '.base_layer.bias'
@@ -115,18 +117,24 @@ def lora_scaling(rank: int) -> float:
 
 def _merge_lora(names: Mapping[str, str], module: str, base: torch.Tensor,
                 lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float) -> torch.Tensor:
-    if base.dim() != 2:
-        raise ValueError(f"'{names[module + _BASE_WEIGHT]}': expected a 2-D linear weight, "
-                         f'got shape {tuple(base.shape)}')
-    out_features, in_features = base.shape
+    """Return W + scaling * B A for a Linear [out, in] or a Conv2d [out, in, kh, kw].
+
+    PEFT's conv layout: lora_A [r, in, kh, kw], lora_B [out, r, 1, 1].
+    """
+    if base.dim() not in (2, 4):
+        raise ValueError(f"'{names[module + _BASE_WEIGHT]}': expected a 2-D linear or 4-D conv "
+                         f'weight, got shape {tuple(base.shape)}')
+    out_features, in_shape = base.shape[0], tuple(base.shape[1:])
     rank = lora_a.shape[0]
-    if tuple(lora_a.shape) != (rank, in_features):
-        raise ValueError(f"'{names[module + _LORA_A]}': expected shape (r, {in_features}), "
-                         f'got {tuple(lora_a.shape)}')
-    if tuple(lora_b.shape) != (out_features, rank):
-        raise ValueError(f"'{names[module + _LORA_B]}': expected shape ({out_features}, {rank}), "
+    expected_b = (out_features, rank) + (1, 1) * (base.dim() == 4)
+    if tuple(lora_a.shape) != (rank,) + in_shape:
+        raise ValueError(f"'{names[module + _LORA_A]}': expected shape (r, "
+                         f"{', '.join(map(str, in_shape))}), got {tuple(lora_a.shape)}")
+    if tuple(lora_b.shape) != expected_b:
+        raise ValueError(f"'{names[module + _LORA_B]}': expected shape {expected_b}, "
                          f'got {tuple(lora_b.shape)}')
-    merged = base.float() + scaling * (lora_b.float() @ lora_a.float())  # (out, in)
+    update = lora_b.float().reshape(out_features, rank) @ lora_a.float().reshape(rank, -1)
+    merged = base.float() + scaling * update.reshape(base.shape)  # (out, in[, kh, kw])
     return merged.to(base.dtype)
 
 
@@ -134,7 +142,8 @@ def convert_film_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> Dict[str,
     """Upstream `vision_backbone--*_checkpoint.pt` keys -> FiLM-applied backbone keys, LoRA merged.
 
     `vision_backbone.X.base_layer.weight` + `X.lora_A.default.weight` [r, in] +
-    `X.lora_B.default.weight` [out, r] become `X.weight` = W + (alpha / r) B A, merged in float32
+    `X.lora_B.default.weight` [out, r] (conv: [r, in, kh, kw] and [out, r, 1, 1]) become
+    `X.weight` = W + (alpha / r) B A, merged in float32
     and cast back to W's dtype; `X.base_layer.bias` becomes `X.bias`; other keys only lose the
     `vision_backbone.` prefix. Raises ValueError naming the key on a missing partner, an
     unexpected LoRA key or inconsistent shapes. The input is not modified.
@@ -176,7 +185,7 @@ def to_upstream_film_checkpoint(backbone_state_dict: Mapping[str, torch.Tensor],
     """Inverse layout of `convert_film_checkpoint`, for building tiny test checkpoints.
 
     From the state dict of a FiLM-applied backbone, write upstream's un-merged layout: every
-    module matching `LORA_TARGET` (all ViT linears; not FiLM scale/shift) gets
+    module matching `LORA_TARGET` (all ViT linears and patch_embed.proj; not FiLM scale/shift) gets
     `base_layer.{weight,bias}` = its weight/bias and random non-zero `lora_A` [r, in] and
     `lora_B` [out, r] (CPU `generator`, stored in the weight's dtype and device); every key gets
     the `vision_backbone.` prefix. `convert_film_checkpoint` of the result therefore yields
@@ -192,10 +201,11 @@ def to_upstream_film_checkpoint(backbone_state_dict: Mapping[str, torch.Tensor],
             continue
         prefix = UPSTREAM_PREFIX + module
         upstream[f'{prefix}.base_layer.{leaf}'] = value
-        if leaf == 'weight':
-            out_features, in_features = value.shape
-            lora_a = torch.randn(lora_rank, in_features, generator=generator) / lora_rank
-            lora_b = torch.randn(out_features, lora_rank, generator=generator) * 0.02
+        if leaf == 'weight':  # Linear (out, in) or the patch-embedding Conv2d (out, in, kh, kw)
+            out_features, in_shape = value.shape[0], tuple(value.shape[1:])
+            lora_a = torch.randn((lora_rank,) + in_shape, generator=generator) / lora_rank
+            lora_b = torch.randn((out_features, lora_rank) + (1, 1) * (value.dim() == 4),
+                                 generator=generator) * 0.02
             upstream[prefix + _LORA_A] = lora_a.to(value.device, value.dtype)
             upstream[prefix + _LORA_B] = lora_b.to(value.device, value.dtype)
     return upstream

@@ -16,6 +16,7 @@ launch_testing = pytest.importorskip(
 pytest.importorskip('launch_ros', reason='launch_ros is not installed (ships with ROS 2)')
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 1))  # standalone `launch_test`
 
 import launch  # noqa: E402, I100 - after the skips above
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402

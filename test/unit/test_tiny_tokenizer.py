@@ -80,8 +80,9 @@ def test_pipeline_is_the_llama_one(tokenizer_json):
 
 def test_merges_are_consistent_with_the_vocabulary(tokenizer_json):
     vocab = tokenizer_json['model']['vocab']
-    merges = [tuple(m.split(' ') if isinstance(m, str) else m)
-              for m in tokenizer_json['model']['merges']]
+    # stored as 'a b' strings, like the released Llama-2 files (readable by every tokenizers)
+    assert all(isinstance(m, str) and m.count(' ') == 1 for m in tokenizer_json['model']['merges'])
+    merges = [tuple(m.split(' ')) for m in tokenizer_json['model']['merges']]
     assert 200 <= len(merges) <= 400
     for left, right in merges:
         assert left in vocab and right in vocab and left + right in vocab

@@ -137,7 +137,11 @@ def write_tiny_llama_tokenizer(directory) -> pathlib.Path:
     """Write tokenizer.json and the three Llama config files into `directory`; return it."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    build_tiny_llama_tokenizer().save(str(directory / 'tokenizer.json'), pretty=True)
+    data = json.loads(build_tiny_llama_tokenizer().to_str())
+    # Released Llama-2 files store merges as 'a b' strings (tokenizers < 0.20 format); newer
+    # tokenizers write pairs. Keep the released format: every tokenizers version reads it.
+    data['model']['merges'] = [' '.join(pair) for pair in data['model']['merges']]
+    _write_json(directory / 'tokenizer.json', data)
     special = {name: _special_dict(token) for name, token in
                (('bos_token', BOS), ('eos_token', EOS), ('unk_token', UNK))}
     config = {

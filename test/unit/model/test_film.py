@@ -44,10 +44,21 @@ def _film_linears(backbone):
 
 
 def _vit_linear_names(backbone):
-    """Every nn.Linear inside the ViTs except FiLM's, i.e. PEFT 'all-linear' targets."""
+    """PEFT 'all-linear' targets: every ViT nn.Linear except FiLM's, plus patch_embed.proj.
+
+    peft 0.11.1 (upstream's pin) turns 'all-linear' into short module names; 'proj' (from
+    attn.proj) also matches the patch-embedding Conv2d, so a real FiLM file has LoRA there.
+    """
     film = {id(module) for module in _film_linears(backbone)}
     return {name for name, module in backbone.named_modules()
-            if isinstance(module, nn.Linear) and id(module) not in film}
+            if (isinstance(module, nn.Linear) and id(module) not in film)
+            or name.endswith('patch_embed.proj')}
+
+
+def _lora_delta(a, b):
+    """B A for a Linear ([r, in], [out, r]) or a Conv2d ([r, in, kh, kw], [out, r, 1, 1])."""
+    return (b.reshape(b.shape[0], -1) @ a.reshape(a.shape[0], -1)).reshape(
+        (b.shape[0],) + tuple(a.shape[1:]))
 
 
 def test_apply_film_wraps_every_block_and_adds_scale_shift():
@@ -149,8 +160,9 @@ def _fake_upstream(backbone, rank, seed=1, dtype=torch.float32):
             continue
         upstream[f'vision_backbone.{module}.base_layer.{leaf}'] = value
         if leaf == 'weight':
-            a = torch.randn(rank, value.shape[1], generator=generator).to(dtype)
-            b = torch.randn(value.shape[0], rank, generator=generator).to(dtype)
+            conv = (1, 1) if value.dim() == 4 else ()
+            a = torch.randn((rank,) + tuple(value.shape[1:]), generator=generator).to(dtype)
+            b = torch.randn((value.shape[0], rank) + conv, generator=generator).to(dtype)
             upstream[f'vision_backbone.{module}.lora_A.default.weight'] = a
             upstream[f'vision_backbone.{module}.lora_B.default.weight'] = b
             lora[module] = (a, b)
@@ -165,9 +177,10 @@ def test_convert_merges_lora_with_alpha_min_r_16(rank, scaling):
     assert lora_rank_of(upstream) == rank
     converted = convert_film_checkpoint(upstream)
     assert set(converted) == set(state)
-    assert len(lora) == 3 * 4 * 2 + 5  # 4 linears per block in both ViTs + SigLIP attn_pool
+    # 4 linears per block in both ViTs + SigLIP attn_pool + both patch-embedding convs
+    assert len(lora) == 3 * 4 * 2 + 5 + 2
     for module, (a, b) in lora.items():
-        expected = state[f'{module}.weight'] + scaling * (b @ a)
+        expected = state[f'{module}.weight'] + scaling * _lora_delta(a, b)
         torch.testing.assert_close(converted[f'{module}.weight'], expected, rtol=1e-6,
                                    atol=1e-6)
         assert torch.equal(converted[f'{module}.bias'], state[f'{module}.bias'])
@@ -190,6 +203,19 @@ class _UnmergedLoRALinear(nn.Module):
         return self.base(x) + self.scaling * ((x @ self.a.T) @ self.b.T)
 
 
+class _UnmergedLoRAConv(nn.Module):
+    """PEFT's unmerged Conv2d forward: conv(x, W) + s conv1x1(conv(x, A, same stride), B)."""
+
+    def __init__(self, base, a, b, scaling):
+        super().__init__()
+        self.base, self.a, self.b, self.scaling = base, a, b, scaling
+
+    def forward(self, x):
+        down = nn.functional.conv2d(x, self.a, stride=self.base.stride,
+                                    padding=self.base.padding)
+        return self.base(x) + self.scaling * nn.functional.conv2d(down, self.b)
+
+
 def test_merged_backbone_matches_unmerged_lora_reference_forward():
     rank, scaling = 32, 0.5
     reference = _backbone()
@@ -208,7 +234,8 @@ def test_merged_backbone_matches_unmerged_lora_reference_forward():
     for module, (a, b) in lora.items():
         parent_name, _, child = module.rpartition('.')
         parent = reference.get_submodule(parent_name)
-        setattr(parent, child, _UnmergedLoRALinear(getattr(parent, child), a, b, scaling))
+        unmerged = _UnmergedLoRAConv if a.dim() == 4 else _UnmergedLoRALinear
+        setattr(parent, child, unmerged(getattr(parent, child), a, b, scaling))
     with torch.no_grad():
         expected = reference(pixels, language)
         out = merged(pixels, language)
@@ -300,7 +327,7 @@ def test_to_upstream_puts_lora_on_every_vit_linear_but_not_film():
         b = upstream[f'vision_backbone.{module}.lora_B.default.weight']
         assert a.abs().min() > 0 and b.abs().max() > 0
         torch.testing.assert_close(converted[f'{module}.weight'],
-                                   state[f'{module}.weight'] + 0.5 * (b @ a))
+                                   state[f'{module}.weight'] + 0.5 * _lora_delta(a, b))
     assert torch.equal(converted['featurizer.blocks.0.scale.weight'],
                        state['featurizer.blocks.0.scale.weight'])
     again = to_upstream_film_checkpoint(state, 32, torch.Generator().manual_seed(0))
