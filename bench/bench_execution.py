@@ -27,13 +27,14 @@ import time
 import numpy as np
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # this checkout's openvla_ros, not an installed copy
+for _path in (REPO_ROOT, REPO_ROOT / 'bench'):  # this checkout's openvla_ros, not an installed
+    if str(_path) not in sys.path:             # copy; perf_doc when imported by the tests
+        sys.path.insert(0, str(_path))
 
 from openvla_ros.execution import ExecutionConfig, ExecutionEngine  # noqa: E402
+import perf_doc  # noqa: E402, I100, I201
 
-SECTION_BEGIN = '<!-- bench_execution:begin -->'
-SECTION_END = '<!-- bench_execution:end -->'
+SECTION = 'bench_execution'
 ACTION_DIM = 7
 GRIPPER_DIM = 6
 CONTROL_RATE_HZ = 100.0
@@ -323,19 +324,6 @@ def machine_description() -> str:
             f'Python {platform.python_version()}, numpy {np.__version__}')
 
 
-def write_section(path: pathlib.Path, body: str) -> None:
-    """Replace this bench's section of PERFORMANCE.md (create the file if needed)."""
-    text = path.read_text() if path.exists() else '# Performance\n'
-    block = f'{SECTION_BEGIN}\n{body.strip()}\n{SECTION_END}'
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip('\n') + '\n\n' + block + '\n'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def section_body(results, minutes, seed, command, elapsed_s) -> str:
     """Markdown for the bench_execution section of PERFORMANCE.md."""
     config = ExecutionConfig()
@@ -413,8 +401,9 @@ def main(argv=None) -> int:
         command = '.venv/bin/python bench/bench_execution.py'
         if args.minutes != 10.0:
             command += f' --minutes {args.minutes:g}'
-        write_section(args.out_dir / 'PERFORMANCE.md',
-                      section_body(results, args.minutes, args.seed, command, elapsed_s))
+        perf_doc.write_section(args.out_dir / 'PERFORMANCE.md', SECTION,
+                               section_body(results, args.minutes, args.seed, command,
+                                            elapsed_s))
     return 0
 
 

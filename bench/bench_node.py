@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DOC = ROOT / 'docs' / 'PERFORMANCE.md'
-BEGIN, END = '<!-- bench_node:begin -->', '<!-- bench_node:end -->'
+import perf_doc  # noqa: E402, I100, I201 - bench/ is the script folder
+
 CONTROL_HZ = 100.0
 
 
@@ -141,7 +141,7 @@ def render(loop: dict, costs: dict, command: str, variant: str) -> str:
     cpu = platform.processor() or platform.machine()
     verdict = 'meets' if loop['p99'] <= 2.0 else 'misses'
     lines = [
-        BEGIN, '', '### Node control loop and overhead (`bench/bench_node.py`)', '',
+        '### Node control loop and overhead (`bench/bench_node.py`)', '',
         f'Command: `{command}`; {cpu}, {os.cpu_count()} cores, torch {torch.__version__}.', '',
         f'Control timer at {CONTROL_HZ:.0f} Hz while the tiny `{variant}` checkpoint runs '
         f'back to back on the same CPU ({loop["inferences"]} inferences, latency p50 '
@@ -155,17 +155,8 @@ def render(loop: dict, costs: dict, command: str, variant: str) -> str:
     lines += [f'| {name} | {us:.0f} us |' for name, us in costs.items()]
     lines += ['', 'On a robot the model runs on the GPU, so the CPU contention measured here is '
               'an upper bound; image preprocessing (JPEG, Lanczos, crop) is part of the '
-              "policy's `preprocess` time in the policy table.", '', END]
+              "policy's `preprocess` time in the policy table."]
     return '\n'.join(lines)
-
-
-def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else '# Performance\n'
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip('\n') + '\n\n' + section + '\n'
-    DOC.write_text(text)
 
 
 def main(argv=None) -> int:
@@ -173,7 +164,13 @@ def main(argv=None) -> int:
     parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--variant', default='l1')
     parser.add_argument('--no-write', action='store_true')
+    parser.add_argument('--torch-threads', type=int, default=1,
+                        help='intra-op threads of the CPU model (1 leaves a core to ROS, as '
+                             'a GPU would)')
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     costs = conversion_costs()
     loop = control_loop(args.seconds, args.variant)
     command = 'python bench/bench_node.py ' + ' '.join(argv if argv is not None
@@ -181,7 +178,7 @@ def main(argv=None) -> int:
     section = render(loop, costs, command.strip(), args.variant)
     print(section)
     if not args.no_write:
-        write_section(section)
+        perf_doc.write_section(perf_doc.DOC, 'bench_node', section)
     return 0
 
 

@@ -28,9 +28,8 @@ from openvla_ros.model.config import ActionConfig, OpenVLAConfig  # noqa: E402
 from openvla_ros.model.modeling import OpenVLAForActionPrediction  # noqa: E402
 from openvla_ros.model.testing.factory import TINY_VARIANTS, write_tiny_checkpoint  # noqa: E402
 from openvla_ros.policy import OpenVLAPolicy  # noqa: E402
+import perf_doc  # noqa: E402, I100, I201 - bench/ is the script folder
 
-DOC = ROOT / 'docs' / 'PERFORMANCE.md'
-BEGIN, END = '<!-- bench_policy:begin -->', '<!-- bench_policy:end -->'
 # OFT paper, A100, bf16 (OPENVLA_OFT_REFERENCE.md section 8).
 PAPER_MS = {'1 image, L1': 73, '2 images + proprio, L1': 112,
             '2 images + proprio, diffusion 50 steps': 792}
@@ -131,7 +130,7 @@ def bench_full_size(runs: int, device, dtype, llm_layers: int = 32, diffusion_st
 
 
 def render(tiny_rows, full_rows, runs: int, command: str) -> str:
-    lines = [BEGIN, '', '### Policy latency (`bench/bench_policy.py`)', '',
+    lines = ['### Policy latency (`bench/bench_policy.py`)', '',
              f'Command: `{command}`, {runs} runs after warm-up, median / p95 in ms.', '']
     cpu = platform.processor() or platform.machine()
     if tiny_rows:
@@ -158,17 +157,7 @@ def render(tiny_rows, full_rows, runs: int, command: str) -> str:
                          f'{PAPER_MS.get(label, "-")} ms |')
     else:
         lines.append('Full-size rows: not measured here (no CUDA device on this machine).')
-    lines += ['', END]
     return '\n'.join(lines)
-
-
-def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else '# Performance\n'
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip('\n') + '\n\n' + section + '\n'
-    DOC.write_text(text)
 
 
 def main(argv=None) -> int:
@@ -196,7 +185,7 @@ def main(argv=None) -> int:
     section = render(tiny, full, args.runs, command.strip())
     print(section)
     if not args.no_write:
-        write_section(section)
+        perf_doc.write_section(perf_doc.DOC, 'bench_policy', section)
     return 0
 
 

@@ -40,14 +40,15 @@ def test_sync_and_first_action_make_the_arm_wait_for_the_model(bench):
 
 
 def test_the_bench_rewrites_only_its_own_section(bench, tmp_path):
+    begin, end = bench.perf_doc.section_markers(bench.SECTION)
     path = tmp_path / 'PERFORMANCE.md'
-    path.write_text('# Performance\n\nintro\n\n' + bench.SECTION_BEGIN + '\nold\n'
-                    + bench.SECTION_END + '\n\n## Other bench\nkept\n')
-    bench.write_section(path, 'new table')
+    path.write_text('# Performance\n\nintro\n\n' + begin + '\nold\n'
+                    + end + '\n\n## Other bench\nkept\n')
+    bench.perf_doc.write_section(path, bench.SECTION, 'new table')
     text = path.read_text()
     assert 'old' not in text and 'new table' in text
     assert text.startswith('# Performance\n\nintro\n') and text.endswith('## Other bench\nkept\n')
     fresh = tmp_path / 'NEW.md'
-    bench.write_section(fresh, 'body')
-    assert fresh.read_text() == ('# Performance\n\n' + bench.SECTION_BEGIN + '\nbody\n'
-                                 + bench.SECTION_END + '\n')
+    bench.perf_doc.write_section(fresh, bench.SECTION, 'body')
+    assert fresh.read_text() == ('# Performance\n\n' + begin + '\nbody\n'
+                                 + end + '\n')
