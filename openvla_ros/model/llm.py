@@ -16,7 +16,8 @@ Causal calls (language-only, KV-cached generation) are plain stock calls.
 Public API: `build_language_model`, `reset_rotary_embedding`, `run_decoder` (final-norm hidden
 states), `run_causal_lm` (logits, loss, cache), `output_cache`, `set_activation_checkpointing`,
 `SUPPORTED_ATTENTION`.
-Supported: transformers >= 5.0 with `masking_utils.create_bidirectional_mask` (tested: 5.24),
+Supported: transformers >= 5.15 (`create_bidirectional_mask(..., allow_is_bidirectional_skip)`;
+tested: 5.15 and 5.24),
 attention implementations 'sdpa' (default, as upstream) and 'eager'. Flash-attention kernels
 are refused: they ignore 4-D masks and would silently run causally.
 """
@@ -33,7 +34,7 @@ from transformers.models.llama.modeling_llama import LlamaModel
 SUPPORTED_ATTENTION = ('sdpa', 'eager')
 
 if 'allow_is_bidirectional_skip' not in inspect.signature(create_bidirectional_mask).parameters:
-    raise ImportError('openvla_ros needs transformers 5.x (create_bidirectional_mask with '
+    raise ImportError('openvla_ros needs transformers >= 5.15 (create_bidirectional_mask with '
                       f'allow_is_bidirectional_skip), got {transformers.__version__}')
 
 # transformers 5.x renamed `past_key_values` to `cache` (old name deprecated); accept both.
