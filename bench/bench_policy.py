@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / 'bench')]  # this checkout; perf_doc
 
 from openvla_ros.model.config import ActionConfig, OpenVLAConfig  # noqa: E402
 from openvla_ros.model.modeling import OpenVLAForActionPrediction  # noqa: E402
-from openvla_ros.model.testing.factory import TINY_VARIANTS, write_tiny_checkpoint  # noqa: E402
+from openvla_ros.model.testing.factory import (  # noqa: E402
+    TINY_VARIANTS, VARIANTS, write_tiny_checkpoint)
 from openvla_ros.policy import OpenVLAPolicy  # noqa: E402
 import perf_doc  # noqa: E402, I100, I201 - bench/ is the script folder
 
@@ -47,7 +48,8 @@ def bench_tiny(runs: int) -> list:
         for variant in TINY_VARIANTS:
             directory = pathlib.Path(tmp, variant)
             write_tiny_checkpoint(directory, variant=variant)
-            policy = OpenVLAPolicy.from_pretrained(directory, device='cpu')
+            policy = OpenVLAPolicy.from_pretrained(directory, device='cpu',
+                                                   **VARIANTS[variant].policy_kwargs)
             spec = policy.spec
             images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
                       for _ in range(spec.num_images)]

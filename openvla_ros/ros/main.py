@@ -8,8 +8,15 @@ from rclpy.lifecycle import TransitionCallbackReturn
 
 from openvla_ros.ros.node import PolicyNode
 
+# How long a thread waiting for the GIL waits before the running one must hand it over. Python's
+# 5 ms default lets the inference thread delay control ticks by tens of milliseconds (GIL
+# convoy); 0.2 ms keeps the control loop on time at no measurable inference cost
+# (bench/bench_node.py, docs/PERFORMANCE.md).
+GIL_SWITCH_INTERVAL_S = 0.0002
+
 
 def main(args=None) -> int:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node = PolicyNode()
     executor = MultiThreadedExecutor(num_threads=4)

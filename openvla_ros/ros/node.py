@@ -2,8 +2,9 @@
 
 Concurrency contract (MultiThreadedExecutor):
 - subscription callbacks (one reentrant group) only convert and store the latest message;
-- the control timer (its own mutually exclusive group) ticks the execution engine and publishes;
-  it never waits for the model;
+- the control loop ticks the execution engine and publishes; it never waits for the model. It
+  runs on its own thread on wall-clock deadlines (`ControlLoop`), or, with use_sim_time, as an
+  rclpy timer in its own mutually exclusive group;
 - inference runs in a plain worker thread, woken by the control timer when the engine asks for
   a chunk. The engine and the latest observation are guarded by one lock, held only for
   microseconds, never across a model call.
@@ -28,6 +29,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from openvla_ros.execution.engine import ExecutionEngine
 from openvla_ros.execution.filters import SafetyFilter, SafetyLimits
+from openvla_ros.ros.control_loop import ControlLoop
 from openvla_ros.ros.conversions import (
     check_instruction,
     compressed_image_msg_to_rgb,
@@ -72,6 +74,7 @@ class PolicyNode(LifecycleNode):
         self._last_timings: dict = {}
         self._resources = []  # publishers, subscriptions, timers, services to destroy
         self._worker: Optional[threading.Thread] = None
+        self._control_loop: Optional[ControlLoop] = None
         self._wake = threading.Event()
         self._stop_worker = threading.Event()
 
@@ -134,6 +137,9 @@ class PolicyNode(LifecycleNode):
     def release(self) -> None:
         """Stop the inference worker, destroy every interface, drop the model (idempotent)."""
         self._active = False
+        if self._control_loop is not None:
+            self._control_loop.stop()
+            self._control_loop = None
         self._stop_worker.set()
         self._wake.set()
         if self._worker is not None:
@@ -175,8 +181,12 @@ class PolicyNode(LifecycleNode):
         for name, handler in (('reset', self._on_reset), ('stop', self._on_stop),
                               ('start', self._on_start)):
             add(self.create_service(Trigger, name, handler, callback_group=inputs))
-        add(self.create_timer(1.0 / settings.execution.control_rate_hz, self._on_control_tick,
-                              callback_group=control))
+        period_s = 1.0 / settings.execution.control_rate_hz
+        if self.get_parameter('use_sim_time').value:
+            add(self.create_timer(period_s, self._on_control_tick, callback_group=control))
+        else:
+            self._control_loop = ControlLoop(period_s, self._on_control_tick, 'openvla_control')
+            self._control_loop.start()
         add(self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
                               callback_group=inputs))
 
@@ -380,6 +390,8 @@ class PolicyNode(LifecycleNode):
             'checkpoint': spec.checkpoint_dir, 'head_type': spec.head_type,
             'device': spec.device, 'dtype': spec.dtype, 'active': self._active,
             'instruction': instruction or '', 'dry_run': dynamic_value(self, 'dry_run'),
+            'control.missed_deadlines': (self._control_loop.missed_deadlines
+                                         if self._control_loop is not None else 0),
             **{f'engine.{k}': v for k, v in counters.items()},
             **{f'age_s.{k}': v for k, v in ages.items()},
             **{f'inference_s.{k}': v for k, v in timings.items()},

@@ -16,10 +16,8 @@ INSTRUCTION = 'Put the Cream Cheese in the bowl'
 
 
 def _policy(variant, **kwargs):
-    kwargs = {**VARIANTS[variant].load_kwargs, **kwargs}
-    if 'num_images_in_input' in kwargs:
-        kwargs['num_images'] = kwargs.pop('num_images_in_input')
-    return OpenVLAPolicy.from_pretrained(tiny_checkpoint(variant), device='cpu', **kwargs)
+    return OpenVLAPolicy.from_pretrained(tiny_checkpoint(variant), device='cpu',
+                                         **{**VARIANTS[variant].policy_kwargs, **kwargs})
 
 
 @pytest.fixture(scope='module')

@@ -78,6 +78,12 @@ class TinyVariant:
     load_kwargs: Dict = dataclasses.field(default_factory=dict)
 
     @property
+    def policy_kwargs(self) -> Dict:
+        """`load_kwargs` under the names OpenVLAPolicy.from_pretrained uses."""
+        names = {'num_images_in_input': 'num_images'}
+        return {names.get(key, key): value for key, value in self.load_kwargs.items()}
+
+    @property
     def unnorm_key(self) -> str:
         return 'aloha_tiny' if self.platform == 'ALOHA' else 'libero_tiny_no_noops'
 
