@@ -54,8 +54,8 @@ def test_bf16_loading_and_component_dtypes(tmp_path):
     fp32 = load_openvla(tiny_checkpoint('l1'))
     torch.testing.assert_close(out, fp32.predict_action(**example_inputs('l1')).normalized_actions,
                                atol=0.1, rtol=0)
-    head = torch.load(tiny_checkpoint('l1') / 'action_head--1000_checkpoint.pt',
-                      weights_only=True)
+    head_file = tiny_checkpoint('l1') / 'action_head--1000_checkpoint.pt'
+    head = torch.load(head_file, weights_only=True)
     assert head['module.model.fc1.weight'].dtype == torch.bfloat16  # as upstream saves it
     assert torch.equal(fp32.action_head.model.fc1.weight,
                        head['module.model.fc1.weight'].float())

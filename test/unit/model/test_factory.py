@@ -78,8 +78,8 @@ def test_component_files_have_upstream_dtypes_and_prefixes():
         state = torch.load(directory / f'{name}--1000_checkpoint.pt', weights_only=True)
         assert all(key.startswith('module.') for key in state)
         assert {value.dtype for value in state.values()} == {torch.float32}
-    film = torch.load(tiny_checkpoint('film') / 'vision_backbone--1000_checkpoint.pt',
-                      weights_only=True)
+    film_file = tiny_checkpoint('film') / 'vision_backbone--1000_checkpoint.pt'
+    film = torch.load(film_file, weights_only=True)
     assert all(key.startswith('vision_backbone.') for key in film)  # no module. prefix
     lora_b = [value for key, value in film.items() if key.endswith('lora_B.default.weight')]
     assert lora_b and all(value.abs().max() > 0 for value in lora_b)
