@@ -1,25 +1,48 @@
 """Entry point of `policy_node` (ros2 run openvla_ros policy_node)."""
 
+import os
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from openvla_ros.ros.node import PolicyNode
 
 # How long a thread waiting for the GIL waits before the running one must hand it over. Python's
 # 5 ms default lets the inference thread delay control ticks by tens of milliseconds (GIL
-# convoy); 0.2 ms keeps the control loop on time at no measurable inference cost
-# (bench/bench_node.py, docs/PERFORMANCE.md).
+# convoy); 0.2 ms keeps the control loop on time at no measurable inference cost.
 GIL_SWITCH_INTERVAL_S = 0.0002
 
 
-def main(args=None) -> int:
+def prepare_process_for_control() -> None:
+    """Process-wide settings that keep the control loop on time (bench/bench_node.py).
+
+    Call before torch is imported. Besides the GIL switch interval: torch's CPU ops (image
+    preprocessing, or the whole model on a CPU) run OpenMP threads that keep spinning after each
+    op; on every core they starve the control thread (p99 tick error 3.8 ms instead of 0.2 ms
+    on 2 cores). So leave one core free unless OMP_NUM_THREADS is set already.
+    """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) - 1)))
+
+
+def make_executor(context=None) -> SingleThreadedExecutor:
+    """Return the executor policy_node spins.
+
+    Single-threaded on purpose: the subscriptions only store messages and the services and
+    diagnostics are short, while the control loop and inference have threads of their own.
+    rclpy's MultiThreadedExecutor keeps its dispatcher and pool threads passing the GIL around,
+    which alone raised a 100 Hz loop's p99 tick error from 2 ms to 19 ms (bench_node).
+    """
+    return SingleThreadedExecutor(context=context)
+
+
+def main(args=None) -> int:
+    prepare_process_for_control()
     rclpy.init(args=args)
     node = PolicyNode()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = make_executor()
     executor.add_node(node)
     try:
         if node.get_parameter('autostart').value:

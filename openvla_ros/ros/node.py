@@ -1,15 +1,16 @@
 """PolicyNode: cameras, joint states and an instruction in; one action per control tick out.
 
-Concurrency contract (MultiThreadedExecutor):
-- subscription callbacks (one reentrant group) only convert and store the latest message;
+Concurrency contract (policy_node spins a SingleThreadedExecutor, see main.make_executor):
+- subscription callbacks only convert and store the latest message;
 - the control loop ticks the execution engine and publishes; it never waits for the model. It
   runs on its own thread on wall-clock deadlines (`ControlLoop`), or, with use_sim_time, as an
   rclpy timer in its own mutually exclusive group;
-- inference runs in a plain worker thread, woken by the control timer when the engine asks for
-  a chunk. The engine and the latest observation are guarded by one lock, held only for
-  microseconds, never across a model call.
+- inference runs in a plain worker thread at a lower OS priority, woken by the control loop when
+  the engine asks for a chunk. The engine and the latest observation are guarded by one lock,
+  held only for microseconds, never across a model call.
 """
 
+import os
 import threading
 from typing import Callable, Optional
 
@@ -45,6 +46,9 @@ from openvla_ros.ros.params import declare_parameters, dynamic_value, NodeSettin
 
 PolicyLoader = Callable[[NodeSettings], object]
 SAFETY_PARAMETERS = ('clip_to_dataset_bounds', 'max_delta_per_tick', 'action_scale')
+# The inference worker runs at this nice value (Linux: per thread), so the OS lets the control
+# loop and the subscriptions preempt it (bench/bench_node.py).
+INFERENCE_NICE = 10
 
 
 def load_openvla_policy(settings: NodeSettings):
@@ -287,6 +291,7 @@ class PolicyNode(LifecycleNode):
 
     # -------------------------------------------------------------------------- inference
     def _inference_loop(self) -> None:
+        _lower_thread_priority(INFERENCE_NICE)
         while not self._stop_worker.is_set():
             if not self._wake.wait(timeout=0.2):
                 continue
@@ -402,6 +407,14 @@ class PolicyNode(LifecycleNode):
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._pub_diagnostics.publish(msg)
+
+
+def _lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value (a no-op where threads have no own priority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):  # not Linux, or not permitted: keep the priority
+        pass
 
 
 def _rebuilt(safety: SafetyFilter, limits: SafetyLimits) -> SafetyFilter:
