@@ -152,7 +152,8 @@ class PolicyNode(LifecycleNode):
         for resource in self._resources:
             self._destroy(resource)
         self._resources = []
-        self._policy = self._engine = self._store = None
+        with self._lock:  # callbacks already running check for None under the lock
+            self._policy = self._engine = self._store = self._safety = None
 
     def _destroy(self, resource) -> None:
         if isinstance(resource, Timer):
@@ -217,19 +218,25 @@ class PolicyNode(LifecycleNode):
         convert = compressed_image_msg_to_rgb if msg_type is CompressedImage else image_msg_to_rgb
 
         def on_image(msg) -> None:
+            store = self._store  # None after cleanup: a callback may still be in flight
+            if store is None:
+                return
             try:
                 rgb = convert(msg)
                 stamp = self._checked_stamp(msg.header.stamp, 'image')
             except ConversionError as exc:
                 self._reject(f'camera{index}', exc)
                 return
-            self._store.put_image(index, rgb, stamp, self._now())
+            store.put_image(index, rgb, stamp, self._now())
         return on_image
 
     def _on_joint_states(self, msg: JointState) -> None:
+        store, policy, settings = self._store, self._policy, self._settings
+        if store is None:
+            return
         try:
-            positions = joint_positions(msg, self._settings.proprio_joint_names)
-            proprio_dim = self._policy.spec.proprio_dim
+            positions = joint_positions(msg, settings.proprio_joint_names)
+            proprio_dim = policy.spec.proprio_dim
             if proprio_dim is not None and positions.size != proprio_dim:
                 raise ConversionError(f'joint_states: expected {proprio_dim} proprio values '
                                       f'(set proprio_joint_names), got {positions.size}')
@@ -237,7 +244,7 @@ class PolicyNode(LifecycleNode):
         except ConversionError as exc:
             self._reject('joint_states', exc)
             return
-        self._store.put_joints(positions, stamp, self._now())
+        store.put_joints(positions, stamp, self._now())
 
     def _on_instruction(self, msg: String) -> None:
         try:
@@ -246,6 +253,8 @@ class PolicyNode(LifecycleNode):
             self._reject('instruction', exc)
             return
         with self._lock:
+            if self._engine is None:
+                return
             changed = text != self._store.instruction
             if changed:
                 self._engine.reset('new instruction', now=self._now())
@@ -275,6 +284,9 @@ class PolicyNode(LifecycleNode):
             return
         now = self._now()
         with self._lock:
+            if self._engine is None:
+                return
+            safety = self._safety
             result = self._engine.tick(now)
             wants_chunk = (not self._estop and self._store.instruction is not None
                            and self._engine.needs_inference(now))
@@ -282,7 +294,7 @@ class PolicyNode(LifecycleNode):
             self._wake.set()
         if result is None or self._estop:
             return
-        action = self._safety(result.action)
+        action = safety(result.action)
         if action is None:
             self._rejects.add('model_output', 'non-finite action, not published')
             return
@@ -354,14 +366,18 @@ class PolicyNode(LifecycleNode):
     # --------------------------------------------------------------------------- services
     def _on_reset(self, request, response):
         with self._lock:
+            if self._engine is None:
+                response.success, response.message = False, 'not configured'
+                return response
             self._engine.reset('reset service', now=self._now())
         response.success, response.message = True, 'buffer flushed'
         return response
 
     def _on_stop(self, request, response):
         with self._lock:
-            self._estop = True
-            self._engine.reset('stop service', now=self._now())
+            self._estop = True  # latched even while unconfigured
+            if self._engine is not None:
+                self._engine.reset('stop service', now=self._now())
         self.get_logger().warning('STOP latched: no action is published until start is called')
         response.success, response.message = True, 'stopped (latched)'
         return response
@@ -369,7 +385,8 @@ class PolicyNode(LifecycleNode):
     def _on_start(self, request, response):
         with self._lock:
             was_stopped, self._estop = self._estop, False
-            self._safety.reset()
+            if self._safety is not None:
+                self._safety.reset()
         response.success = True
         response.message = 'released' if was_stopped else 'was not stopped'
         return response
@@ -378,11 +395,13 @@ class PolicyNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         now = self._now()
         with self._lock:
+            if self._engine is None:
+                return
             counters = self._engine.counters.as_dict()
             ages = self._store.ages(now)
             instruction = self._store.instruction
             timings = dict(self._last_timings)
-        spec = self._policy.spec
+            spec = self._policy.spec
         status = DiagnosticStatus(name=f'{self.get_name()}: openvla policy',
                                   hardware_id=spec.device)
         if self._estop:

@@ -62,6 +62,7 @@ class Probe:
         from trajectory_msgs.msg import JointTrajectory
 
         self.node = node
+        self.stamped = True  # False: leave headers unset (the node then uses receipt time)
         self.actions, self.chunks, self.diagnostics = [], [], []
         self.got_action = threading.Event()
         ns = '/openvla_test/'
@@ -90,7 +91,8 @@ class Probe:
         bgr[..., 0] = 200  # blue in bgr8 -> must reach the policy as RGB (0, 0, 200)
         image = self.Image(height=32, width=48, encoding='bgr8', step=144,
                            data=bgr.tobytes()[:100] if bad_image else bgr.tobytes())
-        image.header.stamp = self.node.get_clock().now().to_msg()
+        if self.stamped:
+            image.header.stamp = self.node.get_clock().now().to_msg()
         jpeg = io.BytesIO()
         PILImage.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(jpeg, format='JPEG')
         compressed = self.CompressedImage(format='jpeg', data=jpeg.getvalue())
@@ -206,3 +208,47 @@ def test_configure_fails_cleanly_on_camera_count_mismatch(rclpy_context):
     finally:
         node.release()
         node.destroy_node()
+
+
+def test_lifecycle_round_trip_stops_and_resumes_actions(running_node):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node, policy, probe = running_node()
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    time.sleep(0.2)  # actions already in flight on DDS
+    count = len(probe.actions)
+    probe.stream_until(lambda: False, timeout_s=0.5)
+    assert len(probe.actions) == count, 'an action was published while inactive'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert probe.stream_until(lambda: len(probe.actions) > count + 5)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # loads again
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    count = len(probe.actions)
+    assert probe.stream_until(lambda: len(probe.actions) > count + 5)
+
+
+def test_sim_time_drives_the_control_loop_and_the_stamps(running_node, probe_node):
+    from rosgraph_msgs.msg import Clock
+
+    clock_pub = probe_node.create_publisher(Clock, '/clock', 10)
+    sim = {'ns': 1_000 * 10**9}  # simulation starts at t = 1000 s
+
+    def publish_clock():
+        sim['ns'] += 10_000_000  # 10 ms of simulated time per 10 ms of wall time
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(sim['ns'], 10**9)
+        clock_pub.publish(msg)
+
+    timer = probe_node.create_timer(0.01, publish_clock)
+    try:
+        node, policy, probe = running_node(use_sim_time=True)
+        probe.stamped = False  # wall-clock stamps would be ~1.8e9 s in the node's future
+        assert node._control_loop is None  # an rclpy timer on /clock instead of a wall thread
+        assert probe.stream_until(lambda: len(probe.actions) >= 10 and probe.chunks)
+        stamp = probe.chunks[0].header.stamp
+        assert 1000 <= stamp.sec < 1100, f'chunk stamped {stamp.sec} s, not in sim time'
+    finally:
+        probe_node.destroy_timer(timer)
