@@ -27,9 +27,10 @@ def _policy_node(context):
     overrides = {
         # Strings that could parse as YAML (paths, 'cpu') must stay strings.
         'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
-        'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
         'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
     }
+    if LaunchConfiguration('device').perform(context):  # '' keeps the config file's device
+        overrides['device'] = ParameterValue(LaunchConfiguration('device'), value_type=str)
     return [LifecycleNode(
         package='openvla_ros',
         executable='policy_node',
@@ -46,8 +47,9 @@ def generate_launch_description():
         DeclareLaunchArgument('checkpoint', description='checkpoint directory (hub layout)'),
         DeclareLaunchArgument('config', default_value='libero',
                               description='libero | aloha | bridge | demo | path/to/params.yaml'),
-        DeclareLaunchArgument('device', default_value='cuda',
-                              description="'cuda', 'cuda:N', 'cpu' or 'auto'"),
+        DeclareLaunchArgument('device', default_value='',
+                              description="'cuda', 'cuda:N', 'cpu', 'auto'; '' keeps the "
+                                          "config file's (libero/aloha/bridge: cuda)"),
         DeclareLaunchArgument('namespace', default_value='openvla'),
         DeclareLaunchArgument('use_sim_time', default_value='false'),
         OpaqueFunction(function=_policy_node),
