@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     # Heavy imports after argument parsing so --help is instant.
     import torch
 
-    from openvla_ros.model.checkpoint import CheckpointError
-    from openvla_ros.policy import OpenVLAPolicy, PolicyInputError
+    from openvla_ros.policy import OpenVLAPolicy
 
     try:
         images = [_load_image(p) for p in args.image]
@@ -68,7 +67,7 @@ def main(argv=None) -> int:
             platform=args.platform,
             center_crop=not args.no_center_crop, num_diffusion_steps=args.num_diffusion_steps)
         chunk = policy.predict(images, args.instruction, proprio=args.proprio)
-    except (CheckpointError, PolicyInputError, ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:  # CheckpointError, PolicyInputError: ValueError
         print(f'openvla-predict: {exc}', file=sys.stderr)
         return 2
     json.dump({

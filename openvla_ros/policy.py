@@ -160,15 +160,13 @@ class OpenVLAPolicy:
             num_images=cfg.num_images_in_input,
             uses_film=cfg.uses_film,
             unnorm_key=key,
-            normalization_type=str(getattr(cfg.normalization_type, 'value',
-                                           cfg.normalization_type)),
+            normalization_type=cfg.normalization_type.value,
             action_min=tuple(float(v) for v in stats.action.min),
             action_max=tuple(float(v) for v in stats.action.max),
             action_mask=tuple(bool(v) for v in stats.action.effective_mask),
             device=str(torch_device),
-            dtype=str(next(model.parameters()).dtype).replace('torch.', ''),
-            num_diffusion_steps=(model.num_diffusion_steps
-                                 if cfg.head_type == 'diffusion' else None),
+            dtype=str(model.dtype).replace('torch.', ''),
+            num_diffusion_steps=model.num_diffusion_steps,  # None unless diffusion
         )
         policy = cls(
             model,

@@ -18,7 +18,6 @@ _ENCODINGS = {
     'bgra8': (4, (2, 1, 0)),
     'mono8': (1, (0, 0, 0)),
 }
-SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
 
 class ConversionError(ValueError):

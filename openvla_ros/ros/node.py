@@ -206,9 +206,10 @@ class PolicyNode(LifecycleNode):
 
     def _on_parameters_set(self, parameters) -> None:
         """Apply changed safety parameters at once, keeping the rate limiter's memory."""
-        if self._safety is not None and any(p.name in SAFETY_PARAMETERS for p in parameters):
-            with self._lock:
-                self._safety = _rebuilt(self._safety, self._safety_limits())
+        if any(p.name in SAFETY_PARAMETERS for p in parameters):
+            with self._lock:  # release() sets the filter and policy to None under this lock
+                if self._safety is not None:
+                    self._safety = _rebuilt(self._safety, self._safety_limits())
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -273,10 +274,11 @@ class PolicyNode(LifecycleNode):
                                   f'{ahead:.3f} s ahead of the node clock')
         return seconds
 
-    def _reject(self, source: str, exc: Exception) -> None:
-        count = self._rejects.add(source, str(exc))
+    def _reject(self, source: str, reason) -> None:
+        """Count a rejected input (an exception or a text) and log the 1st and every 100th."""
+        count = self._rejects.add(source, str(reason))
         if count == 1 or count % 100 == 0:
-            self.get_logger().warning(f'rejected {source} message #{count}: {exc}')
+            self.get_logger().warning(f'rejected {source} message #{count}: {reason}')
 
     # ---------------------------------------------------------------------------- control
     def _on_control_tick(self) -> None:
@@ -296,7 +298,7 @@ class PolicyNode(LifecycleNode):
             return
         action = safety(result.action)
         if action is None:
-            self._rejects.add('model_output', 'non-finite action, not published')
+            self._reject('model_output', 'non-finite action, not published')
             return
         if not dynamic_value(self, 'dry_run'):
             self._pub_action.publish(Float64MultiArray(data=action.tolist()))
@@ -334,14 +336,12 @@ class PolicyNode(LifecycleNode):
         try:
             chunk = self._policy.predict(observation.images, observation.instruction,
                                          proprio=observation.proprio)
-        except (PolicyInputError, NonFiniteActionError, ValueError) as exc:
-            self._reject('inference', exc)
-            with self._lock:
-                self._engine.inference_failed(self._now())
-            return
         except Exception as exc:  # noqa: B902 - a model failure must not kill the worker
-            self.get_logger().error(f'inference failed: {exc!r}')
-            self._rejects.add('inference', repr(exc))
+            if isinstance(exc, (PolicyInputError, NonFiniteActionError, ValueError)):
+                self._reject('inference', exc)
+            else:  # unexpected: always logged
+                self.get_logger().error(f'inference failed: {exc!r}')
+                self._rejects.add('inference', repr(exc))
             with self._lock:
                 self._engine.inference_failed(self._now())
             return

@@ -12,7 +12,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from openvla_ros.execution.config import ExecutionConfig
 
-_FLOAT_RANGE = object()  # marker: a positive float range
+_POSITIVE = FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)
 _DYNAMIC = False
 _READ_ONLY = True
 
@@ -45,20 +45,20 @@ PARAMETERS = {
     'max_instruction_chars': (500, 'Longer instructions are rejected.', _DYNAMIC,
                               IntegerRange(from_value=1, to_value=2000, step=1)),
     'max_observation_age_s': (0.5, 'Images and joint states older than this are not used.',
-                              _DYNAMIC, _FLOAT_RANGE),
+                              _DYNAMIC, _POSITIVE),
     'max_future_stamp_s': (0.05, 'Observations stamped further in the future are rejected.',
-                           _DYNAMIC, _FLOAT_RANGE),
+                           _DYNAMIC, _POSITIVE),
     # Execution: one parameter per ExecutionConfig field, same name, same default (below).
     # Safety
     'clip_to_dataset_bounds': (True, "Clip actions to the dataset's min/max.", _DYNAMIC, None),
     'max_delta_per_tick': (0.0, 'Per-tick change limit for absolute actions (0: off).',
-                           _DYNAMIC, _FLOAT_RANGE),
+                           _DYNAMIC, _POSITIVE),
     'action_scale': (1.0, 'Factor applied to every action (before clipping).', _DYNAMIC,
-                     _FLOAT_RANGE),
+                     _POSITIVE),
     'dry_run': (False, 'Run the model and publish action_chunk, but never publish action.',
                 _DYNAMIC, None),
     'diagnostics_period_s': (1.0, 'Period of the /diagnostics status.', _READ_ONLY,
-                             _FLOAT_RANGE),
+                             _POSITIVE),
 }
 
 
@@ -67,17 +67,17 @@ _EXECUTION_DEFAULTS = ExecutionConfig()
 _EXECUTION_PARAMETERS = {
     'execution_mode': ("'async' (re-query early) or 'sync' (upstream: execute, then query).",
                        None),
-    'action_rate_hz': ('Rate the actions were recorded at (step spacing).', _FLOAT_RANGE),
-    'control_rate_hz': ('Rate of the action topic.', _FLOAT_RANGE),
+    'action_rate_hz': ('Rate the actions were recorded at (step spacing).', _POSITIVE),
+    'control_rate_hz': ('Rate of the action topic.', _POSITIVE),
     'execute_steps': ('Steps of each chunk to execute (0: whole chunk).',
                       IntegerRange(from_value=0, to_value=1000, step=1)),
     'latency_quantile': ('Quantile of recent inference latencies used for scheduling.',
                          FloatingPointRange(from_value=0.01, to_value=1.0, step=0.0)),
     'latency_window': ('Number of recent latencies the quantile is taken over.',
                        IntegerRange(from_value=1, to_value=10000, step=1)),
-    'latency_initial_s': ('Latency assumed before the first one is measured.', _FLOAT_RANGE),
+    'latency_initial_s': ('Latency assumed before the first one is measured.', _POSITIVE),
     'latency_margin_s': ('Extra time before the buffer runs out at which the next chunk is '
-                         'requested.', _FLOAT_RANGE),
+                         'requested.', _POSITIVE),
     'blend': ("'none', 'crossfade' or 'ensemble' at chunk switches.", None),
     'crossfade_steps': ('Crossfade length in action steps.',
                         IntegerRange(from_value=1, to_value=100, step=1)),
@@ -90,7 +90,7 @@ _EXECUTION_PARAMETERS = {
     'underrun_policy': ("'hold' the last action or stay 'silent' when the buffer is empty.",
                         None),
     'max_action_age_s': ('No action from an older observation is ever published.',
-                         _FLOAT_RANGE),
+                         _POSITIVE),
 }
 
 
@@ -114,9 +114,6 @@ def declare_parameters(node) -> None:
         descriptor = ParameterDescriptor(description=description, read_only=read_only)
         if isinstance(value_range, FloatingPointRange):
             descriptor.floating_point_range = [value_range]
-        elif value_range is _FLOAT_RANGE:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)]
         elif isinstance(value_range, IntegerRange):
             descriptor.integer_range = [value_range]
         node.declare_parameter(name, default, descriptor)

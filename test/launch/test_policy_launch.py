@@ -6,7 +6,7 @@ skipped, since launch, launch_ros and launch_testing are not published there.
 
 import os
 import tempfile
-import threading
+import time
 import unittest
 
 import pytest
@@ -23,7 +23,6 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 import rclpy  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 LAUNCH_FILE = os.path.join(os.path.dirname(__file__), '..', '..', 'launch', 'policy.launch.py')
 
@@ -53,33 +52,15 @@ class TestPolicyStreamsActions(unittest.TestCase):
         rclpy.shutdown()
 
     def test_actions_arrive_after_an_instruction(self, proc_output):
-        import numpy as np
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import String
+        from openvla_ros.demo.quickstart import DemoProbe  # the robot side of config/demo.yaml
 
-        got = threading.Event()
-        self.node.create_subscription(Float64MultiArray, '/openvla/action',
-                                      lambda msg: got.set(), 10)
-        cams = [self.node.create_publisher(Image, f'/openvla/camera/{n}', qos_profile_sensor_data)
-                for n in ('primary', 'wrist')]
-        joints = self.node.create_publisher(JointState, '/openvla/joint_states',
-                                            qos_profile_sensor_data)
-        instruction = self.node.create_publisher(String, '/openvla/instruction', 10)
-        frame = np.zeros((64, 64, 3), np.uint8).tobytes()
-        end = self.node.get_clock().now().nanoseconds + 60e9
-        while not got.is_set() and self.node.get_clock().now().nanoseconds < end:
-            stamp = self.node.get_clock().now().to_msg()
-            for cam in cams:
-                msg = Image(height=64, width=64, encoding='rgb8', step=192, data=frame)
-                msg.header.stamp = stamp
-                cam.publish(msg)
-            state = JointState(name=[f'j{i}' for i in range(8)], position=[0.0] * 8)
-            state.header.stamp = stamp
-            joints.publish(state)
-            instruction.publish(String(data='pick up the bowl'))
+        probe = DemoProbe(self.node)
+        start = time.monotonic()
+        while not probe.actions and time.monotonic() - start < 60.0:
+            probe.publish(time.monotonic() - start)
+            probe.instruction.publish(probe.String(data='pick up the bowl'))
             rclpy.spin_once(self.node, timeout_sec=0.1)
-        self.assertTrue(got.is_set(), 'no action on /openvla/action within 60 s')
+        self.assertTrue(probe.actions, 'no action on /openvla/action within 60 s')
         proc_output.assertWaitFor('configured: l1 head', timeout=5)
 
 
