@@ -55,6 +55,8 @@ class PolicySpec:
     device: str
     dtype: str
     num_diffusion_steps: Optional[int] = None
+    proprio_min: Optional[tuple] = None  # dataset proprio minimum per dim (None: no proprio)
+    proprio_max: Optional[tuple] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -167,6 +169,8 @@ class OpenVLAPolicy:
             device=str(torch_device),
             dtype=str(model.dtype).replace('torch.', ''),
             num_diffusion_steps=model.num_diffusion_steps,  # None unless diffusion
+            proprio_min=_floats(stats.proprio.min) if cfg.use_proprio else None,
+            proprio_max=_floats(stats.proprio.max) if cfg.use_proprio else None,
         )
         policy = cls(
             model,
@@ -283,3 +287,7 @@ def _check_vector(name: str, value: Any, shape: tuple) -> None:
             f'{name}: expected a numeric array of shape {shape}, got {array.dtype} {array.shape}')
     if not np.all(np.isfinite(array)):
         raise PolicyInputError(f'{name}: expected finite values, got {array.tolist()}')
+
+
+def _floats(values) -> tuple:
+    return tuple(float(v) for v in values)

@@ -75,6 +75,10 @@ def joint_positions(msg, joint_names: Sequence[str]) -> np.ndarray:
     if len(names) != positions.size:
         raise ConversionError(f'joint_states: expected one position per name, got '
                               f'{len(names)} names and {positions.size} positions')
+    if len(set(names)) != len(names):  # which of the two positions is meant is ambiguous
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ConversionError(f'joint_states: expected distinct joint names, got {duplicates} '
+                              f'more than once')
     if joint_names:
         index = {name: i for i, name in enumerate(names)}
         missing = [n for n in joint_names if n not in index]

@@ -23,10 +23,9 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64MultiArray, String
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from openvla_ros.execution.engine import ExecutionEngine
 from openvla_ros.execution.filters import SafetyFilter, SafetyLimits
@@ -37,12 +36,12 @@ from openvla_ros.ros.conversions import (
     ConversionError,
     image_msg_to_rgb,
     joint_names_for_chunk,
-    joint_positions,
-    seconds_to_duration_fields,
     stamp_to_seconds,
 )
 from openvla_ros.ros.observation import ObservationStore, RejectCounter
+from openvla_ros.ros.outputs import CommandOutputs, plan_outputs
 from openvla_ros.ros.params import declare_parameters, dynamic_value, NodeSettings, read_settings
+from openvla_ros.ros.proprio_sources import plan_proprio, ProprioSources
 
 PolicyLoader = Callable[[NodeSettings], object]
 SAFETY_PARAMETERS = ('clip_to_dataset_bounds', 'max_delta_per_tick', 'action_scale')
@@ -78,6 +77,7 @@ class PolicyNode(LifecycleNode):
         self._last_timings: dict = {}
         self._resources = []  # publishers, subscriptions, timers, services to destroy
         self._worker: Optional[threading.Thread] = None
+        self._proprio: Optional[ProprioSources] = None
         self._control_loop: Optional[ControlLoop] = None
         self._wake = threading.Event()
         self._stop_worker = threading.Event()
@@ -96,6 +96,8 @@ class PolicyNode(LifecycleNode):
                     f'{list(settings.camera_topics)}')
             self._chunk_joint_names = joint_names_for_chunk(settings.action_joint_names,
                                                             spec.action_dim)
+            self._output_plan = plan_outputs(settings, spec, self._chunk_joint_names)
+            self._proprio_plan = plan_proprio(settings, spec)
         except Exception as exc:  # noqa: B902 - any loading error must fail the transition
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -117,6 +119,7 @@ class PolicyNode(LifecycleNode):
         """Start publishing actions (from the next chunk on)."""
         with self._lock:
             self._engine.reset('activate', now=self._now())
+            self._outputs.reset()
             self._active = True
         self.get_logger().info('active')
         return super().on_activate(state)
@@ -149,6 +152,9 @@ class PolicyNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
+        if self._proprio is not None:
+            self._proprio.close()
+            self._proprio = None
         for resource in self._resources:
             self._destroy(resource)
         self._resources = []
@@ -164,6 +170,8 @@ class PolicyNode(LifecycleNode):
             self.destroy_publisher(resource)
         elif isinstance(resource, Subscription):
             self.destroy_subscription(resource)
+        else:  # an action client
+            resource.destroy()
 
     # ------------------------------------------------------------------------ interfaces
     def _create_interfaces(self, settings: NodeSettings) -> None:
@@ -175,14 +183,14 @@ class PolicyNode(LifecycleNode):
             add(self.create_subscription(
                 msg_type, topic, self._camera_callback(index, msg_type),
                 qos_profile_sensor_data, callback_group=inputs))
-        add(self.create_subscription(JointState, 'joint_states', self._on_joint_states,
-                                     qos_profile_sensor_data, callback_group=inputs))
+        self._proprio = ProprioSources(self, self._proprio_plan, self._put_proprio, self._reject,
+                                       self._checked_stamp, inputs)
+        self._resources += self._proprio.resources
         add(self.create_subscription(String, 'instruction', self._on_instruction, 10,
                                      callback_group=inputs))
-        self._pub_action = self.create_publisher(Float64MultiArray, 'action', 10)
-        self._pub_chunk = self.create_publisher(JointTrajectory, 'action_chunk', 10)
+        self._outputs = CommandOutputs(self, self._output_plan)
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._resources += [self._pub_action, self._pub_chunk, self._pub_diagnostics]
+        self._resources += self._outputs.resources + [self._pub_diagnostics]
         for name, handler in (('reset', self._on_reset), ('stop', self._on_stop),
                               ('start', self._on_start)):
             add(self.create_service(Trigger, name, handler, callback_group=inputs))
@@ -231,21 +239,10 @@ class PolicyNode(LifecycleNode):
             store.put_image(index, rgb, stamp, self._now())
         return on_image
 
-    def _on_joint_states(self, msg: JointState) -> None:
-        store, policy, settings = self._store, self._policy, self._settings
-        if store is None:
-            return
-        try:
-            positions = joint_positions(msg, settings.proprio_joint_names)
-            proprio_dim = policy.spec.proprio_dim
-            if proprio_dim is not None and positions.size != proprio_dim:
-                raise ConversionError(f'joint_states: expected {proprio_dim} proprio values '
-                                      f'(set proprio_joint_names), got {positions.size}')
-            stamp = self._checked_stamp(msg.header.stamp, 'joint_states')
-        except ConversionError as exc:
-            self._reject('joint_states', exc)
-            return
-        store.put_joints(positions, stamp, self._now())
+    def _put_proprio(self, positions: np.ndarray, stamp: Optional[float]) -> None:
+        store = self._store  # None after cleanup: a callback may still be in flight
+        if store is not None:
+            store.put_joints(positions, stamp, self._now())
 
     def _on_instruction(self, msg: String) -> None:
         try:
@@ -301,7 +298,7 @@ class PolicyNode(LifecycleNode):
             self._reject('model_output', 'non-finite action, not published')
             return
         if not dynamic_value(self, 'dry_run'):
-            self._pub_action.publish(Float64MultiArray(data=action.tolist()))
+            self._outputs.on_tick(action, now)
 
     # -------------------------------------------------------------------------- inference
     def _inference_loop(self) -> None:
@@ -352,16 +349,11 @@ class PolicyNode(LifecycleNode):
             self._publish_chunk(chunk.actions, observation.t_obs)
 
     def _publish_chunk(self, actions: np.ndarray, t_obs: float) -> None:
-        msg = JointTrajectory()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_duration_fields(t_obs)
-        msg.joint_names = self._chunk_joint_names
-        rate = self._settings.execution.action_rate_hz
-        for k, action in enumerate(actions):
-            point = JointTrajectoryPoint(positions=action.tolist())
-            point.time_from_start.sec, point.time_from_start.nanosec = \
-                seconds_to_duration_fields(k / rate)
-            msg.points.append(point)
-        self._pub_chunk.publish(msg)
+        with self._lock:  # the trajectory output moves the robot: same gates as on_tick
+            may_move = (self._active and not self._estop and self._safety is not None
+                        and not dynamic_value(self, 'dry_run'))
+            limits = self._safety.limits if may_move else None
+        self._outputs.on_chunk(actions, t_obs, self._now(), limits)
 
     # --------------------------------------------------------------------------- services
     def _on_reset(self, request, response):

@@ -11,6 +11,11 @@ from typing import Any, Optional
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from openvla_ros.execution.config import ExecutionConfig
+from openvla_ros.robot_io.gripper import GripperMapping
+
+OUTPUTS = ('action', 'action_chunk', 'joint_command', 'joint_trajectory', 'eef_twist',
+           'gripper_command', 'gripper_action')
+EEF_POSE_SOURCES = ('', 'topic', 'tf')
 
 _POSITIVE = FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)
 _DYNAMIC = False
@@ -60,6 +65,41 @@ PARAMETERS = {
     'diagnostics_period_s': (1.0, 'Period of the /diagnostics status.', _READ_ONLY,
                              _POSITIVE),
 }
+
+# Robot interface: controller-ready outputs and proprio sources (docs/INTEGRATION.md).
+PARAMETERS.update({
+    'outputs': (['action', 'action_chunk'], 'Topics to publish: any of ' + ', '.join(OUTPUTS)
+                + '.', _READ_ONLY, None),
+    'command_joint_names': ([''], 'Joints of the joint_command / joint_trajectory controller, '
+                            'in its order (arm joints; names from action_joint_names, or the '
+                            'non-gripper dimensions in order).', _READ_ONLY, None),
+    'gripper_dims': ([-1], 'Action dimensions that are grippers ([-1]: none).', _READ_ONLY,
+                     None),
+    'gripper_convention': ('oft_open_is_1', "'oft_open_is_1' (1 open, binarized), "
+                           "'aloha_normalized' (0 closed .. 1 open) or 'raw'.", _READ_ONLY,
+                           None),
+    'gripper_open_position': (1.0, 'gripper_command value for an open gripper.', _READ_ONLY,
+                              None),
+    'gripper_closed_position': (0.0, 'gripper_command value for a closed gripper.',
+                                _READ_ONLY, None),
+    'pos_scale': (1.0, 'eef_twist: metres per unit of action per step (robosuite OSC: 0.05).',
+                  _READ_ONLY, _POSITIVE),
+    'rot_scale': (1.0, 'eef_twist: radians per unit of action per step (robosuite OSC: 0.5).',
+                  _READ_ONLY, _POSITIVE),
+    'base_frame': ('base_link', 'Frame of eef_twist and of the EEF pose proprio.', _READ_ONLY,
+                   None),
+    'ee_frame': ('tool0', "End-effector frame (eef_pose_source 'tf').", _READ_ONLY, None),
+    'proprio_scale': ([1.0], 'Per-dimension factor on the proprio vector (one value: all).',
+                      _READ_ONLY, None),
+    'proprio_offset': ([0.0], 'Per-dimension offset added after proprio_scale.', _READ_ONLY,
+                       None),
+    'joint_state_topics': (['joint_states'], "JointState topics, 'topic' or 'topic:prefix' "
+                           "(prefix prepended to its names; ['']: none).", _READ_ONLY, None),
+    'eef_pose_topic': ('eef_pose', 'geometry_msgs/PoseStamped topic (eef_pose_source '
+                       "'topic').", _READ_ONLY, None),
+    'eef_pose_source': ('', "'' (none), 'topic' or 'tf': the EEF pose leads the proprio "
+                        'vector as position + axis-angle.', _READ_ONLY, None),
+})
 
 
 _EXECUTION_DEFAULTS = ExecutionConfig()
@@ -139,6 +179,7 @@ class NodeSettings:
     action_joint_names: tuple
     execution: ExecutionConfig
     diagnostics_period_s: float
+    robot: Optional['RobotSettings'] = None
 
     def policy_kwargs(self) -> dict:
         """Keyword arguments of OpenVLAPolicy.from_pretrained."""
@@ -172,7 +213,55 @@ def read_settings(node) -> NodeSettings:
         action_joint_names=_names(get['action_joint_names']),
         execution=execution,
         diagnostics_period_s=float(get['diagnostics_period_s']),
+        robot=_robot_settings(get),
     )
+
+
+@dataclass(frozen=True)
+class RobotSettings:
+    """Outputs and proprio sources (the robot side of the node)."""
+
+    outputs: tuple
+    command_joint_names: tuple
+    gripper: GripperMapping
+    pos_scale: float
+    rot_scale: float
+    base_frame: str
+    ee_frame: str
+    proprio_scale: tuple
+    proprio_offset: tuple
+    joint_state_topics: tuple
+    eef_pose_topic: str
+    eef_pose_source: str
+
+
+def _robot_settings(get) -> RobotSettings:
+    outputs = tuple(dict.fromkeys(_names(get['outputs'])))
+    unknown = [o for o in outputs if o not in OUTPUTS]
+    if unknown:
+        raise ValueError(f"parameter 'outputs': expected names from {list(OUTPUTS)}, got "
+                         f'{unknown}')
+    if get['eef_pose_source'] not in EEF_POSE_SOURCES:
+        raise ValueError(f"parameter 'eef_pose_source': expected one of "
+                         f"{list(EEF_POSE_SOURCES)}, got {get['eef_pose_source']!r}")
+    gripper = GripperMapping(
+        dims=tuple(int(d) for d in get['gripper_dims'] if int(d) >= 0),
+        convention=get['gripper_convention'],
+        open_position=float(get['gripper_open_position']),
+        closed_position=float(get['gripper_closed_position']))
+    return RobotSettings(
+        outputs=outputs,
+        command_joint_names=_names(get['command_joint_names']),
+        gripper=gripper,
+        pos_scale=float(get['pos_scale']),
+        rot_scale=float(get['rot_scale']),
+        base_frame=get['base_frame'],
+        ee_frame=get['ee_frame'],
+        proprio_scale=tuple(float(v) for v in get['proprio_scale']),
+        proprio_offset=tuple(float(v) for v in get['proprio_offset']),
+        joint_state_topics=_names(get['joint_state_topics']),
+        eef_pose_topic=get['eef_pose_topic'],
+        eef_pose_source=get['eef_pose_source'])
 
 
 def dynamic_value(node, name: str) -> Any:

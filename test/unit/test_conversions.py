@@ -78,6 +78,13 @@ def test_joint_positions_follow_the_requested_names():
         joint_positions(JointState(name=['a'], position=[float('nan')]), ['a'])
 
 
+@pytest.mark.parametrize('wanted', [(), ['a'], ['b']])
+def test_a_joint_named_twice_is_rejected_whichever_joints_are_wanted(wanted):
+    msg = JointState(name=['a', 'b', 'a'], position=[1.0, 2.0, 3.0])
+    with pytest.raises(ConversionError, match=r"distinct joint names, got \['a'\] more than"):
+        joint_positions(msg, wanted)
+
+
 def test_instruction_checks_and_time_fields():
     assert check_instruction('  pick up the bowl \n', 100) == 'pick up the bowl'
     with pytest.raises(ConversionError, match='non-empty'):

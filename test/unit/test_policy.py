@@ -75,6 +75,11 @@ def test_spec_describes_the_checkpoint():
     assert libero.normalization_type == 'bounds_q99' and libero.head_type == 'l1'
     assert libero.action_mask == (True,) * 6 + (False,)
     assert libero.device == 'cpu' and libero.dtype == 'float32'
+    stats = json.loads((tiny_checkpoint('l1') / 'dataset_statistics.json').read_text())
+    proprio = stats[libero.unnorm_key]['proprio']
+    assert libero.proprio_min == tuple(proprio['min'])  # the EEF-pose sign rule's range
+    assert libero.proprio_max == tuple(proprio['max'])
+    assert _policy('single_image', warmup=False).spec.proprio_min is None
 
 
 def test_policy_equals_the_model_driven_by_hand(l1_policy):
