@@ -22,6 +22,13 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.model': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.processing': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.policy': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
+    'openvla_ros.robot_io.gripper': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.robot_io.joints': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.robot_io.pose': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.robot_io.proprio': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.robot_io.trajectory': ['rclpy', 'torch', 'openvla_ros.ros',
+                                       'openvla_ros.model'],
+    'openvla_ros.robot_io.twist': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
 }
 
 # package directory / module -> package-internal or external modules its files may not import
@@ -33,6 +40,9 @@ FORBIDDEN_STATIC = {
     'normalization.py': ('rclpy', 'torch', 'openvla_ros.ros'),
     'processing.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
     'policy.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
+    'robot_io': ('rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model', 'openvla_ros.policy',
+                 'openvla_ros.execution', 'sensor_msgs', 'std_msgs', 'geometry_msgs',
+                 'trajectory_msgs', 'tf2_ros', 'control_msgs'),
 }
 
 
