@@ -27,7 +27,7 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.robot_io.pose': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
     'openvla_ros.robot_io.proprio': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
     'openvla_ros.robot_io.trajectory': ['rclpy', 'torch', 'openvla_ros.ros',
-                                       'openvla_ros.model'],
+                                        'openvla_ros.model'],
     'openvla_ros.robot_io.twist': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
 }
 
