@@ -113,13 +113,15 @@ class CommandOutputs:
             names = ['gripper_action'] if len(dims) == 1 else [
                 f'gripper_action_{i}' for i in range(len(dims))]
             self._gripper_clients = [ActionClient(node, GripperCommand, n) for n in names]
+        self._last_goals = [None] * len(self._gripper_clients)
         self.resources = [p for p in (self._pub_action, self._pub_chunk, self._pub_joint,
                                       self._pub_trajectory, self._pub_twist, self._pub_gripper)
                           if p is not None] + self._gripper_clients
 
     def reset(self) -> None:
-        """Forget the last gripper target, so the next tick sends it again (on activate)."""
+        """Forget the last gripper targets, so the next tick sends them again (on activate)."""
         self._last_gripper = None
+        self._last_goals = [None] * len(self._gripper_clients)
 
     def on_tick(self, action: np.ndarray, now_s: float) -> None:
         """Publish one safety-filtered action on every per-tick output."""
@@ -182,16 +184,20 @@ class CommandOutputs:
         return msg
 
     def _send_gripper(self, targets: np.ndarray) -> None:
-        if self._last_gripper is not None and np.array_equal(targets, self._last_gripper):
-            return
-        self._last_gripper = targets
-        if self._pub_gripper is not None:
+        if self._pub_gripper is not None and not _same(targets, self._last_gripper):
             self._pub_gripper.publish(Float64MultiArray(data=targets.tolist()))
-        for client, target in zip(self._gripper_clients, targets.tolist()):
+            self._last_gripper = targets
+        for i, (client, target) in enumerate(zip(self._gripper_clients, targets.tolist())):
+            if target == self._last_goals[i] or not client.server_is_ready():
+                continue  # unchanged, or retried on the next tick once the server is up
             goal = GripperCommand.Goal()
             goal.command.position = target
-            if client.server_is_ready():
-                client.send_goal_async(goal)
+            client.send_goal_async(goal)
+            self._last_goals[i] = target
+
+
+def _same(a: np.ndarray, b: Optional[np.ndarray]) -> bool:
+    return b is not None and np.array_equal(a, b)
 
 
 def _point(positions: list, time_from_start_s: float) -> JointTrajectoryPoint:

@@ -465,3 +465,93 @@ def test_command_stamps_follow_sim_time(start_node, probe_node, variant):
             assert abs(k - round(k)) < 1e-6  # on the chunk's step grid, in sim time
     finally:
         probe_node.destroy_timer(timer)
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(outputs=['eef_twist'], action_kind='absolute'), 'EEF-delta actions'),
+    (dict(outputs=['joint_command']), 'absolute (joint position) actions, got action_kind'),
+    (dict(outputs=['joint_trajectory'], action_kind='absolute'), 'command_joint_names'),
+    (dict(outputs=['gripper_command'], gripper_dims=[-1]), 'expected gripper_dims'),
+    (dict(outputs=['gripper_command'], gripper_dims=[7]), 'below the action size 7'),
+    (dict(outputs=['servo']), "parameter 'outputs'"),
+    (dict(gripper_convention='open_is_0'), 'gripper_convention'),
+    (dict(proprio_joint_names=['fr3_finger_joint1']), 'expects 8 proprio values, got 1 joints'),
+    (dict(proprio_scale=[1.0, 2.0]), 'proprio_scale: expected 1 or 8 values'),
+    (dict(eef_pose_source='camera'), 'eef_pose_source'),
+    pytest.param(dict(eef_pose_source='tf'), 'needs tf2_ros', marks=pytest.mark.skipif(
+        _has('tf2_ros'), reason='tf2_ros is installed here')),
+    pytest.param(dict(outputs=['gripper_action']), 'needs control_msgs',
+                 marks=pytest.mark.skipif(_has('control_msgs'),
+                                          reason='control_msgs is installed here')),
+])
+def test_configure_fails_with_the_parameter_named(rclpy_context, overrides, message, caplog):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from openvla_ros.ros.node import PolicyNode
+
+    policy = RecordingPolicy('l1')
+    values = {'checkpoint': '/tiny/l1', **LIBERO, **overrides}
+    errors = []
+    node = PolicyNode(policy_loader=lambda settings: policy, context=rclpy_context,
+                      namespace='robot_test',
+                      parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    node.get_logger().error = errors.append  # the node logs why configure failed
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert errors and message in errors[0], errors
+        assert node._resources == []  # nothing was created
+    finally:
+        node.release()
+        node.destroy_node()
+
+
+@pytest.mark.skipif(not _has('tf2_ros'), reason='tf2_ros is not installed (ships with ROS 2, '
+                    'not PyPI)')
+def test_eef_pose_from_tf(start_node, probe_node):
+    from geometry_msgs.msg import TransformStamped
+    import tf2_ros
+
+    broadcaster = tf2_ros.StaticTransformBroadcaster(probe_node)
+    transform = TransformStamped()
+    transform.header.frame_id, transform.child_frame_id = 'fr3_link0', 'fr3_hand_tcp'
+    transform.header.stamp = probe_node.get_clock().now().to_msg()
+    t = transform.transform
+    t.translation.x, t.translation.y, t.translation.z = POSE_XYZ
+    t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = HALF_RAD_X_NEGATED
+    broadcaster.sendTransform(transform)
+    node, policy, probe = start_node('l1', LIBERO, ['joint_states'], eef_pose_source='tf',
+                                     ee_frame='fr3_hand_tcp')
+    assert probe.stream_until(lambda: policy.proprios, LIBERO_JOINTS)
+    np.testing.assert_allclose(policy.proprios[-1][:4], [*POSE_XYZ, POSE_ANGLE], atol=1e-9)
+
+
+@pytest.mark.skipif(not _has('control_msgs'), reason='control_msgs is not installed (ships '
+                    'with ROS 2, not PyPI)')
+def test_gripper_action_goals_follow_gripper_command(start_node, probe_node):
+    from control_msgs.action import GripperCommand
+    from rclpy.action import ActionServer
+
+    goals = []
+
+    def execute(goal_handle):
+        goals.append(goal_handle.request.command.position)
+        goal_handle.succeed()
+        return GripperCommand.Result(position=goals[-1], reached_goal=True)
+
+    server = ActionServer(probe_node, GripperCommand, NS + 'gripper_action', execute)
+    try:
+        node, policy, probe = start_node(
+            'l1', LIBERO, ['joint_states'], use_pose=True,
+            outputs=['action', 'action_chunk', 'gripper_command', 'gripper_action'])
+        assert probe.stream_until(lambda: goals and probe.count('gripper_command') >= 1,
+                                  LIBERO_JOINTS, quaternion=HALF_RAD_X_NEGATED)
+        assert goals[0] == probe.msgs('gripper_command')[0].data[0]
+    finally:
+        server.destroy()
