@@ -12,6 +12,7 @@ data_files = [
     ('share/' + package_name, ['package.xml']),
     ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
     ('share/' + package_name + '/config', glob('config/*.yaml')),
+    ('share/' + package_name + '/config/remaps', glob('config/remaps/*.yaml')),
 ]
 if 'bdist_wheel' in sys.argv:
     # pip ignores setup.cfg's install_scripts, so launch_ros would not find the executable in

@@ -3,7 +3,8 @@
     ros2 launch openvla_ros policy.launch.py checkpoint:=/path/to/checkpoint platform:=libero
 
 `config` selects a parameter file from the package's config/ folder (libero, aloha, bridge,
-demo) or takes a path to your own YAML; launch arguments override it.
+demo) or takes a path to your own YAML; launch arguments override it. The topic remaps in
+`remaps/<config>.yaml` next to it (docs/INTEGRATION.md) apply unless `remap:=false`.
 """
 
 import os
@@ -22,8 +23,22 @@ def _config_path(name: str) -> str:
     return os.path.join(get_package_share_directory('openvla_ros'), 'config', name + '.yaml')
 
 
+def _remappings(config: str) -> list:
+    """(from, to) pairs of `remaps/<name>.yaml` beside the parameter file, if there is one."""
+    import yaml
+
+    folder, name = os.path.split(config)
+    path = os.path.join(folder, 'remaps', name)
+    if not os.path.isfile(path):
+        return []
+    with open(path) as stream:
+        return [(str(k), str(v)) for k, v in (yaml.safe_load(stream) or {}).get(
+            'remappings', {}).items()]
+
+
 def _policy_node(context):
     config = _config_path(LaunchConfiguration('config').perform(context))
+    remap = LaunchConfiguration('remap').perform(context).lower() in ('true', '1', 'yes')
     overrides = {
         # Strings that could parse as YAML (paths, 'cpu') must stay strings.
         'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
@@ -37,6 +52,7 @@ def _policy_node(context):
         name='policy',
         namespace=LaunchConfiguration('namespace'),
         parameters=[config, overrides],
+        remappings=_remappings(config) if remap else [],
         output='screen',
         emulate_tty=True,
     )]
@@ -52,5 +68,8 @@ def generate_launch_description():
                                           "config file's (libero/aloha/bridge: cuda)"),
         DeclareLaunchArgument('namespace', default_value='openvla'),
         DeclareLaunchArgument('use_sim_time', default_value='false'),
+        DeclareLaunchArgument('remap', default_value='true',
+                              description="apply the config's remaps/<config>.yaml topic "
+                                          'remaps (controllers, MoveIt Servo)'),
         OpaqueFunction(function=_policy_node),
     ])

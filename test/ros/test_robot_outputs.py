@@ -555,3 +555,40 @@ def test_gripper_action_goals_follow_gripper_command(start_node, probe_node):
         assert goals[0] == probe.msgs('gripper_command')[0].data[0]
     finally:
         server.destroy()
+
+
+@pytest.mark.parametrize('config, variant', [('libero', 'l1'), ('aloha', 'aloha'),
+                                             ('bridge', 'bridge')])
+def test_shipped_configs_configure_against_their_checkpoint_shape(rclpy_context, config,
+                                                                  variant):
+    import dataclasses
+    import pathlib
+
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    import yaml
+
+    from openvla_ros.ros.node import PolicyNode
+    from openvla_ros.ros.params import OUTPUTS
+
+    root = pathlib.Path(__file__).resolve().parents[2] / 'config'
+    params = yaml.safe_load((root / f'{config}.yaml').read_text())['/**']['ros__parameters']
+    policy = RecordingPolicy('aloha' if variant == 'aloha' else 'l1')
+    if variant == 'bridge':  # no tiny Bridge variant: its shape on the LIBERO model's spec
+        policy.spec = dataclasses.replace(
+            policy.spec, chunk_len=5, num_images=1, proprio_dim=7,
+            proprio_min=policy.spec.proprio_min[:7], proprio_max=policy.spec.proprio_max[:7])
+    values = {**params, 'checkpoint': f'/tiny/{variant}', 'device': 'cpu'}
+    errors = []
+    node = PolicyNode(policy_loader=lambda settings: policy, context=rclpy_context,
+                      namespace='robot_test',
+                      parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    node.get_logger().error = errors.append
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, errors
+    finally:
+        node.release()
+        node.destroy_node()
+    remaps = yaml.safe_load((root / 'remaps' / f'{config}.yaml').read_text())['remappings']
+    known = set(OUTPUTS) | {'joint_states', 'instruction'}
+    assert set(remaps) <= known and set(remaps) & set(params['outputs'])
