@@ -349,9 +349,10 @@ class PolicyNode(LifecycleNode):
             self._publish_chunk(chunk.actions, observation.t_obs)
 
     def _publish_chunk(self, actions: np.ndarray, t_obs: float) -> None:
+        dry_run = dynamic_value(self, 'dry_run')
         with self._lock:  # the trajectory output moves the robot: same gates as on_tick
             may_move = (self._active and not self._estop and self._safety is not None
-                        and not dynamic_value(self, 'dry_run'))
+                        and not dry_run)
             limits = self._safety.limits if may_move else None
         self._outputs.on_chunk(actions, t_obs, self._now(), limits)
 
