@@ -60,8 +60,8 @@ PARAMETERS = {
                            _DYNAMIC, _POSITIVE),
     'action_scale': (1.0, 'Factor applied to every action (before clipping).', _DYNAMIC,
                      _POSITIVE),
-    'dry_run': (False, 'Run the model and publish action_chunk, but never publish action.',
-                _DYNAMIC, None),
+    'dry_run': (False, 'Run the model and publish action_chunk, but nothing that moves the '
+                'robot (action and every command output).', _DYNAMIC, None),
     'diagnostics_period_s': (1.0, 'Period of the /diagnostics status.', _READ_ONLY,
                              _POSITIVE),
 }
