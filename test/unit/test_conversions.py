@@ -67,7 +67,7 @@ def test_compressed_images_decode_and_garbage_is_rejected():
 
 
 def png_claiming(width: int, height: int) -> bytes:
-    """A ~60-byte PNG whose header declares width x height (a decompression bomb's header)."""
+    """Return a ~60-byte PNG whose header declares width x height (a bomb's header)."""
     import struct
     import zlib
 
