@@ -24,7 +24,7 @@ pip_quiet() {
 # README). Without it (a user's fresh clone) the launch tests skip with their reason.
 wheels="$root/../shared/wheels"
 stamp="$venv/.requirements.sha256"
-want=$({ cat "$root"/requirements/*.txt; [ -d "$wheels" ] && ls "$wheels"; } | sha256sum | cut -d' ' -f1)
+want=$({ cat "$root"/requirements/*.txt; if [ -d "$wheels" ]; then ls "$wheels"; fi; } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing dependencies (first run: a few minutes)"
   pip_quiet install --upgrade pip setuptools wheel
