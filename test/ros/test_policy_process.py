@@ -1,12 +1,14 @@
 """policy_node as a real process (the installed entry point) on a tiny checkpoint, over DDS.
 
 What only a process can show: a message that used to kill it (a decompression bomb) is
-rejected while it keeps publishing, and it exits 0 on one or two SIGINTs and on SIGTERM.
+rejected while it keeps publishing, it exits 0 on one or two SIGINTs and on SIGTERM, and a
+truncated checkpoint shard stops it with the file and the fix.
 """
 
 import io
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -153,3 +155,19 @@ def test_exit_code_is_0_on_shutdown_signals(policy_process, signals):
         time.sleep(0.05)  # the second lands while the first is being handled
     assert node.wait() == 0, node.output()
     assert 'Traceback' not in node.output(), node.output()
+
+
+def test_a_truncated_shard_fails_start_up_with_the_file_and_the_fix(tmp_path):
+    from openvla_ros.demo.quickstart import _node_command
+    from openvla_ros.model.testing.factory import tiny_checkpoint
+
+    checkpoint = tmp_path / 'tiny-l1'
+    shutil.copytree(tiny_checkpoint('l1'), checkpoint)
+    shard = sorted(checkpoint.glob('model-*.safetensors'))[0]
+    shard.write_bytes(shard.read_bytes()[:shard.stat().st_size // 2])  # interrupted download
+    result = subprocess.run(_node_command(checkpoint, f'/openvla_proc_{os.getpid()}_cut'),
+                            capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f'configure failed: {shard}: not a readable safetensors file' in output, output
+    assert 'Fix: download this file again' in output and 'Traceback' not in output, output
