@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def test_flake8_clean():
     pytest.importorskip('flake8', reason='flake8 is not installed (requirements/test.txt)')
-    targets = ['openvla_ros', 'test', 'bench', 'launch', 'setup.py']
+    targets = ['openvla_ros', 'test', 'bench', 'launch', 'setup.py', '.ci']
     result = subprocess.run(
         [sys.executable, '-m', 'flake8', *[t for t in targets if (ROOT / t).exists()]],
         cwd=ROOT, capture_output=True, text=True)

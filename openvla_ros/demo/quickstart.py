@@ -41,11 +41,11 @@ def _share_file(*parts) -> pathlib.Path:
     return PACKAGE_ROOT.joinpath(*parts)
 
 
-def _node_command(checkpoint: pathlib.Path) -> list:
+def _node_command(checkpoint: pathlib.Path, namespace: str = NAMESPACE) -> list:
     installed = pathlib.Path(sys.prefix, 'lib', 'openvla_ros', 'policy_node')
     command = [str(installed)] if installed.exists() else [
         sys.executable, '-m', 'openvla_ros.ros.main']
-    return command + ['--ros-args', '-r', f'__ns:={NAMESPACE}',
+    return command + ['--ros-args', '-r', f'__ns:={namespace}',
                       '--params-file', str(_share_file('config', 'demo.yaml')),
                       '-p', f'checkpoint:={checkpoint}']
 
@@ -61,7 +61,7 @@ def _camera_frame(t: float, hue: int) -> np.ndarray:
 class DemoProbe:
     """Publishes the robot side of the demo and prints what comes back."""
 
-    def __init__(self, node):
+    def __init__(self, node, namespace: str = NAMESPACE):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
@@ -69,16 +69,16 @@ class DemoProbe:
         from trajectory_msgs.msg import JointTrajectory
 
         self.node, self.Image, self.JointState, self.String = node, Image, JointState, String
-        self.cameras = [node.create_publisher(Image, f'{NAMESPACE}/camera/{name}',
+        self.cameras = [node.create_publisher(Image, f'{namespace}/camera/{name}',
                                               qos_profile_sensor_data)
                         for name in ('primary', 'wrist')]
-        self.joints = node.create_publisher(JointState, f'{NAMESPACE}/joint_states',
+        self.joints = node.create_publisher(JointState, f'{namespace}/joint_states',
                                             qos_profile_sensor_data)
-        self.instruction = node.create_publisher(String, f'{NAMESPACE}/instruction', 10)
+        self.instruction = node.create_publisher(String, f'{namespace}/instruction', 10)
         self.actions, self.chunks, self.latency = [], 0, None
-        node.create_subscription(Float64MultiArray, f'{NAMESPACE}/action',
+        node.create_subscription(Float64MultiArray, f'{namespace}/action',
                                  lambda m: self.actions.append(list(m.data)), 10)
-        node.create_subscription(JointTrajectory, f'{NAMESPACE}/action_chunk',
+        node.create_subscription(JointTrajectory, f'{namespace}/action_chunk',
                                  self._on_chunk, 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
 

@@ -26,13 +26,14 @@ checked strictly per file; errors (`CheckpointError`) list missing / unexpected 
 mismatches and name the file and the fix.
 """
 
+import contextlib
 import json
 import pathlib
 import re
 import shutil
 from typing import Dict, Mapping, Optional
 
-from safetensors import safe_open
+from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
 import torch
 
@@ -103,6 +104,20 @@ def load_component_state_dict(path) -> Dict[str, torch.Tensor]:
             for key, value in loaded.items()}
 
 
+@contextlib.contextmanager
+def open_safetensors(path):
+    """`safe_open` a weights file; a damaged one is a CheckpointError naming it and the fix."""
+    try:
+        handle = safe_open(str(path), framework='pt')
+    except (SafetensorError, OSError) as error:
+        size = path.stat().st_size if path.is_file() else 0
+        raise CheckpointError(f'{path}: not a readable safetensors file ({size} bytes: {error}). '
+                              'It is probably truncated or corrupt (an interrupted download or '
+                              'copy). Fix: download this file again.') from None
+    with handle:
+        yield handle
+
+
 def safetensors_files(directory) -> Dict[str, pathlib.Path]:
     """{key: shard path} of the merged weights (sharded with an index, or one file)."""
     directory = pathlib.Path(directory)
@@ -120,7 +135,7 @@ def safetensors_files(directory) -> Dict[str, pathlib.Path]:
                                       'Fix: download every model-*.safetensors file.')
         located = {}
         for name, path in shards.items():
-            with safe_open(str(path), framework='pt') as handle:
+            with open_safetensors(path) as handle:
                 keys = set(handle.keys())
             claimed = {key for key, shard in weight_map.items() if shard == name}
             if claimed - keys:
@@ -130,7 +145,7 @@ def safetensors_files(directory) -> Dict[str, pathlib.Path]:
         return located
     single = directory / SAFETENSORS_FILENAME
     if single.is_file():
-        with safe_open(str(single), framework='pt') as handle:
+        with open_safetensors(single) as handle:
             return {key: single for key in handle.keys()}
     raise CheckpointError(f'{directory}: expected merged weights ({SAFETENSORS_INDEX_FILENAME} '
                           f'+ shards, or {SAFETENSORS_FILENAME}), found neither')
@@ -324,7 +339,7 @@ def _read_main_weights(directory, expected, device, dtype) -> Dict[str, torch.Te
                if not _IGNORED_KEY.search(key)}
     stored_shapes = {}
     for path in sorted(set(located.values())):
-        with safe_open(str(path), framework='pt') as handle:
+        with open_safetensors(path) as handle:
             for key in handle.keys():
                 if key in located:
                     stored_shapes[key] = tuple(handle.get_slice(key).get_shape())
@@ -335,7 +350,7 @@ def _read_main_weights(directory, expected, device, dtype) -> Dict[str, torch.Te
                               'config.json (text_config, timm_model_ids) against the weights.')
     state = {}
     for path in sorted(set(located.values())):
-        with safe_open(str(path), framework='pt') as handle:
+        with open_safetensors(path) as handle:
             for key in handle.keys():
                 if key in located:
                     state[key] = handle.get_tensor(key).to(device=device, dtype=dtype)

@@ -20,11 +20,22 @@ _ENCODINGS = {
 }
 
 
+# Pillow's own decompression-bomb limit is twice Image.MAX_IMAGE_PIXELS by default; the node's
+# `max_image_pixels` is checked first, so it is the limit that applies below this value.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+
+
 class ConversionError(ValueError):
     """A message that cannot be turned into the numbers the policy needs."""
 
 
-def image_msg_to_rgb(msg) -> np.ndarray:
+def _check_pixels(height: int, width: int, max_pixels: int, what: str) -> None:
+    if height * width > max_pixels:
+        raise ConversionError(f'{what} size: expected at most {max_pixels} pixels '
+                              f'(max_image_pixels), got {width}x{height} = {width * height}')
+
+
+def image_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> uint8 (H, W, 3) RGB array."""
     encoding = msg.encoding.lower()
     if encoding not in _ENCODINGS:
@@ -35,6 +46,7 @@ def image_msg_to_rgb(msg) -> np.ndarray:
     if height <= 0 or width <= 0:
         raise ConversionError(f'image size: expected positive height and width, '
                               f'got {height}x{width}')
+    _check_pixels(height, width, max_pixels, 'image')
     row_bytes = width * channels
     if step < row_bytes:
         raise ConversionError(f'image step: expected at least {row_bytes} bytes per row for '
@@ -53,16 +65,25 @@ def image_msg_to_rgb(msg) -> np.ndarray:
     return rgb
 
 
-def compressed_image_msg_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg, png, ...) -> uint8 (H, W, 3) RGB array."""
-    from PIL import Image, UnidentifiedImageError
+def compressed_image_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png, ...) -> uint8 (H, W, 3) RGB array.
 
+    The size the header declares is checked against `max_pixels` before anything is decoded, so
+    a small message claiming a huge image (a decompression bomb) costs no memory.
+    """
+    from PIL import Image
+
+    data = bytes(msg.data)
     try:
-        with Image.open(io.BytesIO(bytes(msg.data))) as image:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            _check_pixels(image.height, image.width, max_pixels, 'compressed image')
             return np.asarray(image.convert('RGB'), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
+    except ConversionError:
+        raise
+    except Exception as exc:  # noqa: B902 - Pillow's decoders raise many types on corrupt data
         raise ConversionError(f'compressed image: expected a decodable {msg.format!r} image, '
-                              f'got {len(msg.data)} bytes that do not decode ({exc})') from exc
+                              f'got {len(data)} bytes that do not decode '
+                              f'({type(exc).__name__}: {exc})') from exc
 
 
 def joint_positions(msg, joint_names: Sequence[str]) -> np.ndarray:

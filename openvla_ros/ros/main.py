@@ -1,6 +1,7 @@
 """Entry point of `policy_node` (ros2 run openvla_ros policy_node)."""
 
 import os
+import signal
 import sys
 
 import rclpy
@@ -38,8 +39,22 @@ def make_executor(context=None) -> SingleThreadedExecutor:
     return SingleThreadedExecutor(context=context)
 
 
+def _interrupt_once(signum, frame) -> None:
+    """Stop on the first SIGINT/SIGTERM and ignore the rest while shutting down.
+
+    A Ctrl-C under `ros2 launch` signals the whole process group and launch forwards another
+    SIGINT; the second must not interrupt the cleanup (that ended the process with -2). rclpy's
+    own handler runs first and shuts the context down, which wakes the executor.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(args=None) -> int:
     prepare_process_for_control()
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     rclpy.init(args=args)
     node = PolicyNode()
     executor = make_executor()
@@ -53,6 +68,9 @@ def main(args=None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: B902 - an rclpy call cut short by the signal surfaces as anything
+        if rclpy.ok():
+            raise  # not shutting down: a real error (exit code 1)
     finally:
         node.release()  # the worker thread and the model, whatever state the node is in
         executor.shutdown()

@@ -8,10 +8,16 @@ Concurrency contract (policy_node spins a SingleThreadedExecutor, see main.make_
 - inference runs in a plain worker thread at a lower OS priority, woken by the control loop when
   the engine asks for a chunk. The engine and the latest observation are guarded by one lock,
   held only for microseconds, never across a model call.
+
+No exception may end the process: every subscription, service, timer, parameter and control-loop
+callback is created through `_guarded`, which counts a ConversionError as a rejected input and
+anything else as an error of that source (both in /diagnostics).
 """
 
+import functools
 import os
 import threading
+import traceback
 from typing import Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -62,11 +68,13 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, policy_loader: PolicyLoader = load_openvla_policy, **kwargs):
         super().__init__('policy', **kwargs)
+        self._rejects = RejectCounter()
+        self._errors = RejectCounter()  # unexpected exceptions in callbacks, by source
+        self._errors_reported = 0
         declare_parameters(self)
-        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.add_post_set_parameters_callback(self._guarded('parameters', self._on_parameters_set))
         self._policy_loader = policy_loader
         self._lock = threading.Lock()
-        self._rejects = RejectCounter()
         self._policy = None
         self._settings: Optional[NodeSettings] = None
         self._engine: Optional[ExecutionEngine] = None
@@ -104,6 +112,7 @@ class PolicyNode(LifecycleNode):
         self._settings, self._policy = settings, policy
         self._engine = ExecutionEngine(settings.execution)
         self._store = ObservationStore(len(settings.camera_topics))
+        self._configured_at = self._now()  # inputs never received count as old as this
         self._safety = SafetyFilter(self._safety_limits())
         self._create_interfaces(settings)
         self._stop_worker.clear()
@@ -181,27 +190,63 @@ class PolicyNode(LifecycleNode):
         for index, topic in enumerate(settings.camera_topics):
             msg_type = CompressedImage if topic.rstrip('/').endswith('compressed') else Image
             add(self.create_subscription(
-                msg_type, topic, self._camera_callback(index, msg_type),
+                msg_type, topic, self._guarded(f'camera{index}',
+                                               self._camera_callback(index, msg_type)),
                 qos_profile_sensor_data, callback_group=inputs))
         self._proprio = ProprioSources(self, self._proprio_plan, self._put_proprio, self._reject,
-                                       self._checked_stamp, inputs)
+                                       self._checked_stamp, inputs, self._guarded)
         self._resources += self._proprio.resources
-        add(self.create_subscription(String, 'instruction', self._on_instruction, 10,
+        add(self.create_subscription(String, 'instruction',
+                                     self._guarded('instruction', self._on_instruction), 10,
                                      callback_group=inputs))
         self._outputs = CommandOutputs(self, self._output_plan)
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._resources += self._outputs.resources + [self._pub_diagnostics]
         for name, handler in (('reset', self._on_reset), ('stop', self._on_stop),
                               ('start', self._on_start)):
-            add(self.create_service(Trigger, name, handler, callback_group=inputs))
+            add(self.create_service(Trigger, name,
+                                    self._guarded(name, handler, _failed_trigger_response),
+                                    callback_group=inputs))
         period_s = 1.0 / settings.execution.control_rate_hz
+        tick = self._guarded('control', self._on_control_tick)
         if self.get_parameter('use_sim_time').value:
-            add(self.create_timer(period_s, self._on_control_tick, callback_group=control))
+            add(self.create_timer(period_s, tick, callback_group=control))
         else:
-            self._control_loop = ControlLoop(period_s, self._on_control_tick, 'openvla_control')
+            self._control_loop = ControlLoop(period_s, tick, 'openvla_control')
             self._control_loop.start()
-        add(self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
+        add(self.create_timer(settings.diagnostics_period_s,
+                              self._guarded('diagnostics', self._publish_diagnostics),
                               callback_group=inputs))
+
+    def _guarded(self, source: str, callback: Callable, on_error: Optional[Callable] = None
+                 ) -> Callable:
+        """Wrap `callback` so that no exception it raises reaches the executor or thread.
+
+        A ConversionError is a rejected input (`rejected.<source>`); any other exception is a
+        bug or a fault, counted as `errors.<source>` and logged with its traceback. Then
+        `on_error(exc, *args)` gives the return value (a service's response), if set.
+        """
+        @functools.wraps(callback)  # keeps the signature rclpy inspects (message info, timer)
+        def guarded(*args):
+            try:
+                return callback(*args)
+            except ConversionError as exc:
+                self._reject(source, exc)
+                failure = exc
+            except Exception as exc:  # noqa: B902 - the point: nothing may end the process
+                self._error(source, exc)
+                failure = exc
+            return on_error(failure, *args) if on_error is not None else None
+        return guarded
+
+    def _error(self, source: str, exc: BaseException) -> None:
+        """Count an unexpected exception; log the 1st (with traceback) and every 100th."""
+        count = self._errors.add(source, repr(exc))
+        if count == 1:
+            self.get_logger().error(f'unexpected error in {source} callback (#1, survived): '
+                                    f'{exc!r}\n{traceback.format_exc()}')
+        elif count % 100 == 0:
+            self.get_logger().error(f'unexpected error in {source} callback #{count}: {exc!r}')
 
     def _safety_limits(self) -> SafetyLimits:
         spec = self._policy.spec
@@ -231,7 +276,7 @@ class PolicyNode(LifecycleNode):
             if store is None:
                 return
             try:
-                rgb = convert(msg)
+                rgb = convert(msg, dynamic_value(self, 'max_image_pixels'))
                 stamp = self._checked_stamp(msg.header.stamp, 'image')
             except ConversionError as exc:
                 self._reject(f'camera{index}', exc)
@@ -314,7 +359,7 @@ class PolicyNode(LifecycleNode):
             except Exception as exc:  # noqa: B902 - the worker must outlive any one failure
                 if not self.context.ok():
                     return  # shutting down (SIGINT): publishers are already gone
-                self.get_logger().error(f'inference worker: {exc!r}')
+                self._error('inference', exc)
 
     def _run_one_inference(self) -> None:
         from openvla_ros.policy import NonFiniteActionError, PolicyInputError
@@ -395,10 +440,23 @@ class PolicyNode(LifecycleNode):
             instruction = self._store.instruction
             timings = dict(self._last_timings)
             spec = self._policy.spec
+            topics = dict(zip(ages, self._settings.camera_topics))
+        if spec.proprio_dim is None:
+            ages.pop('joint_states')  # not an input of this checkpoint
+        topics['joint_states'] = 'joint_states'
+        stale, stale_level = self._stale_inputs(ages, topics, now)
+        errors = self._errors.counts()
+        new_errors = sum(errors.values()) - self._errors_reported
+        self._errors_reported += new_errors
         status = DiagnosticStatus(name=f'{self.get_name()}: openvla policy',
                                   hardware_id=spec.device)
         if self._estop:
             status.level, status.message = DiagnosticStatus.WARN, 'stopped (latched)'
+        elif stale:
+            status.level, status.message = stale_level, 'stale input: ' + '; '.join(stale)
+        elif new_errors:
+            status.level = DiagnosticStatus.WARN
+            status.message = f'{new_errors} unexpected error(s) in callbacks (survived, logged)'
         elif counters['chunks_received'] == 0:
             status.level, status.message = DiagnosticStatus.OK, 'waiting for first chunk'
         else:
@@ -414,11 +472,38 @@ class PolicyNode(LifecycleNode):
             **{f'inference_s.{k}': v for k, v in timings.items()},
             **{f'rejected.{k}': v for k, v in self._rejects.counts().items()},
             'rejected.last_reason': self._rejects.last_reason,
+            **{f'errors.{k}': v for k, v in errors.items()},
+            'errors.last': self._errors.last_reason,
         }
         status.values = [KeyValue(key=k, value=_format(v)) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._pub_diagnostics.publish(msg)
+
+    def _stale_inputs(self, ages: dict, topics: dict, now: float) -> tuple:
+        """Describe inputs older than max_observation_age_s; return them and the status level.
+
+        An input never received counts as old as the configure. ERROR from stale_error_s on.
+        """
+        warn_s = dynamic_value(self, 'max_observation_age_s')
+        error_s = dynamic_value(self, 'stale_error_s')
+        stale, level = [], DiagnosticStatus.WARN
+        for name, age in ages.items():
+            never = age != age  # nan: nothing received since configure
+            if never:
+                age = now - self._configured_at
+            if age > warn_s:
+                stale.append(f'{name} ({topics[name]}) ' + (
+                    f'nothing received in {age:.1f} s' if never else f'{age:.2f} s old'))
+                if age > error_s:
+                    level = DiagnosticStatus.ERROR
+        return stale, level
+
+
+def _failed_trigger_response(exc, request, response):
+    """Answer a Trigger request whose handler raised (the guard has counted and logged it)."""
+    response.success, response.message = False, f'failed: {exc!r}'
+    return response
 
 
 def _lower_thread_priority(nice: int) -> None:

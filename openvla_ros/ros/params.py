@@ -12,6 +12,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from openvla_ros.execution.config import ExecutionConfig
 from openvla_ros.robot_io.gripper import GripperMapping
+from openvla_ros.ros.conversions import DEFAULT_MAX_IMAGE_PIXELS
 
 OUTPUTS = ('action', 'action_chunk', 'joint_command', 'joint_trajectory', 'eef_twist',
            'gripper_command', 'gripper_action')
@@ -53,6 +54,11 @@ PARAMETERS = {
                               _DYNAMIC, _POSITIVE),
     'max_future_stamp_s': (0.05, 'Observations stamped further in the future are rejected.',
                            _DYNAMIC, _POSITIVE),
+    'max_image_pixels': (DEFAULT_MAX_IMAGE_PIXELS, 'Images declaring more pixels are rejected '
+                         'before decoding (decompression bombs).', _DYNAMIC,
+                         IntegerRange(from_value=1, to_value=178_956_970, step=1)),
+    'stale_error_s': (2.0, '/diagnostics turns ERROR when an input is older than this (WARN '
+                      'from max_observation_age_s on).', _DYNAMIC, _POSITIVE),
     # Execution: one parameter per ExecutionConfig field, same name, same default (below).
     # Safety
     'clip_to_dataset_bounds': (True, "Clip actions to the dataset's min/max.", _DYNAMIC, None),

@@ -96,10 +96,12 @@ class ProprioSources:
         reject: counts a bad message, `reject(source, reason)`.
         checked_stamp: header stamp -> seconds or None; raises ConversionError if in the future.
         callback_group: for every subscription and timer.
+        guard: `guard(source, callback)` wraps every callback so that no exception it raises
+            reaches the executor (the node's `_guarded`).
     """
 
     def __init__(self, node, plan: ProprioPlan, put: Callable, reject: Callable,
-                 checked_stamp: Callable, callback_group):
+                 checked_stamp: Callable, callback_group, guard: Callable):
         self._plan, self._put, self._reject = plan, put, reject
         self._checked_stamp = checked_stamp
         self._assembler = ProprioAssembler(len(plan.joint_topics), plan.joint_names,
@@ -110,19 +112,22 @@ class ProprioSources:
         for index, (topic, prefix) in enumerate(plan.joint_topics):
             source = 'joint_states' if single else f'joint_states:{topic}'
             self.resources.append(node.create_subscription(
-                JointState, topic, self._joint_callback(index, prefix, source, single),
+                JointState, topic,
+                guard(source, self._joint_callback(index, prefix, source, single)),
                 qos_profile_sensor_data, callback_group=callback_group))
         if plan.pose_source == 'topic':  # best effort: what pose broadcasters publish
             self.resources.append(node.create_subscription(
-                PoseStamped, plan.pose_topic, self._on_pose, qos_profile_sensor_data,
+                PoseStamped, plan.pose_topic, guard('eef_pose', self._on_pose),
+                qos_profile_sensor_data,
                 callback_group=callback_group))
         elif plan.pose_source == 'tf':
             tf2_ros = _import_tf()
             self._tf2_ros = tf2_ros
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, node)
-            self.resources.append(node.create_timer(plan.tf_period_s, self._on_tf_timer,
-                                                    callback_group=callback_group))
+            self.resources.append(node.create_timer(
+                plan.tf_period_s, guard('eef_pose', self._on_tf_timer),
+                callback_group=callback_group))
 
     def close(self) -> None:
         """Stop listening to TF (subscriptions and timers are destroyed by the node)."""

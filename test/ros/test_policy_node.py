@@ -82,7 +82,7 @@ class Probe:
         self.actions.append(np.array(msg.data))
         self.got_action.set()
 
-    def publish_observation(self, bad_image=False):
+    def publish_observation(self, bad_image=False, cameras=(0, 1), joint_names=None):
         import io
 
         from PIL import Image as PILImage
@@ -97,17 +97,20 @@ class Probe:
         PILImage.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(jpeg, format='JPEG')
         compressed = self.CompressedImage(format='jpeg', data=jpeg.getvalue())
         compressed.header.stamp = image.header.stamp
-        joints = self.JointState(name=[f'j{i}' for i in range(PROPRIO_DIM)],
+        joints = self.JointState(name=joint_names or [f'j{i}' for i in range(PROPRIO_DIM)],
                                  position=[0.1 * i for i in range(PROPRIO_DIM)])
         joints.header.stamp = image.header.stamp
-        self.pub_cam0.publish(image)
-        self.pub_cam1.publish(compressed)
+        if 0 in cameras:
+            self.pub_cam0.publish(image)
+        if 1 in cameras:
+            self.pub_cam1.publish(compressed)
         self.pub_joints.publish(joints)
 
-    def stream_until(self, predicate, timeout_s=15.0, instruction='pick up the bowl'):
+    def stream_until(self, predicate, timeout_s=15.0, instruction='pick up the bowl',
+                     **observation):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            self.publish_observation()
+            self.publish_observation(**observation)
             if instruction:
                 self.pub_instruction.publish(self.String(data=instruction))
             if predicate():
@@ -119,6 +122,13 @@ class Probe:
         if not self.diagnostics:
             return {}
         return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+    def diagnostic_status(self):
+        """(level, message) of the latest /diagnostics status, or (None, '')."""
+        if not self.diagnostics:
+            return None, ''
+        status = self.diagnostics[-1].status[0]
+        return status.level, status.message
 
 
 @pytest.fixture
@@ -252,3 +262,170 @@ def test_sim_time_drives_the_control_loop_and_the_stamps(running_node, probe_nod
         assert 1000 <= stamp.sec < 1100, f'chunk stamped {stamp.sec} s, not in sim time'
     finally:
         probe_node.destroy_timer(timer)
+
+
+def test_unexpected_exceptions_in_callbacks_are_counted_and_survived(running_node, probe_node):
+    """Faults in a subscription, a service, the parameter callback and the control loop.
+
+    Each is counted under errors.<source>, and the node keeps serving afterwards.
+    """
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from std_srvs.srv import Trigger
+
+    node, policy, probe = running_node()
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError('injected fault')
+
+    store, engine, safety_limits = node._store, node._engine, node._safety_limits
+    store.put_joints = boom  # joint_states subscription
+    engine.reset = boom  # reset service
+    node._safety_limits = boom  # post-set parameters callback
+    reset = probe_node.create_client(Trigger, '/openvla_test/reset')
+    set_parameters = probe_node.create_client(SetParameters, '/openvla_test/policy/set_parameters')
+    assert reset.wait_for_service(timeout_sec=5.0)
+    assert set_parameters.wait_for_service(timeout_sec=5.0)
+    response = reset.call(Trigger.Request(), timeout_sec=5.0)
+    assert not response.success and 'injected fault' in response.message
+    scale = ParameterMsg(name='action_scale', value=ParameterValue(
+        type=ParameterType.PARAMETER_DOUBLE, double_value=0.5))
+    assert set_parameters.call(SetParameters.Request(parameters=[scale]), timeout_sec=5.0)
+    with node._lock:
+        safety, node._safety = node._safety, boom  # the control loop's next tick raises
+    assert probe.stream_until(lambda: all(
+        int(probe.diagnostic_values().get(f'errors.{source}', '0')) >= 1
+        for source in ('joint_states', 'reset', 'parameters', 'control')))
+    assert 'injected fault' in probe.diagnostic_values()['errors.last']
+    # Faults removed: the same node, threads and executor serve again.
+    del store.put_joints, engine.reset
+    node._safety_limits = safety_limits
+    with node._lock:
+        node._safety = safety
+    count = len(probe.actions)
+    assert probe.stream_until(lambda: len(probe.actions) > count + 10)
+    assert node._control_loop._thread.is_alive()
+
+
+def test_a_joint_state_naming_a_joint_twice_is_rejected_and_never_used(running_node):
+    node, policy, probe = running_node()
+    twice = [f'j{i}' for i in range(PROPRIO_DIM - 1)] + ['j0']  # 'j0' at 0.0 and at 0.7
+    assert probe.stream_until(
+        lambda: int(probe.diagnostic_values().get('rejected.joint_states', '0')) >= 3,
+        joint_names=twice)
+    assert 'distinct joint names' in probe.diagnostic_values()['rejected.last_reason']
+    assert policy.calls == [] and probe.actions == []  # no proprio, so no inference at all
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)  # good joint states: served
+
+
+@pytest.mark.parametrize('underrun_policy', ['silent', 'hold'])
+def test_a_stale_camera_stops_requests_drains_and_recovers(running_node, underrun_policy):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    node, policy, probe = running_node(underrun_policy=underrun_policy,
+                                       max_observation_age_s=0.3, stale_error_s=1.2,
+                                       max_action_age_s=10.0)  # hold: until 10 s, not 2 s
+    assert probe.stream_until(lambda: len(probe.actions) >= 10
+                              and probe.diagnostic_status()[0] == DiagnosticStatus.OK)
+    # camera 1 stops; camera 0, joint states and the instruction keep coming
+    stopped = time.monotonic()
+    levels = []
+
+    def watch():
+        levels.append((time.monotonic() - stopped, *probe.diagnostic_status()))
+        return False
+
+    probe.stream_until(watch, timeout_s=0.6, cameras=(0,))
+    calls_after_max_age = len(policy.calls)  # 0.6 s > 0.3 s + one in-flight inference
+    probe.stream_until(watch, timeout_s=1.4, cameras=(0,))
+    assert len(policy.calls) == calls_after_max_age, 'a chunk was requested for a stale camera'
+    warn = [m for t, level, m in levels if level == DiagnosticStatus.WARN]
+    assert warn and 'camera1 (cam1/compressed)' in warn[-1] and 'camera0' not in warn[-1]
+    assert all(level != DiagnosticStatus.ERROR for t, level, m in levels if t < 1.0)
+    assert levels[-1][1] == DiagnosticStatus.ERROR and 'camera1' in levels[-1][2]
+    # The buffer (8 steps at 10 Hz) has drained; what the arm gets now is the underrun policy.
+    count = len(probe.actions)
+    probe.stream_until(lambda: False, timeout_s=0.5, cameras=(0,))
+    if underrun_policy == 'silent':
+        assert len(probe.actions) == count, 'actions kept coming with a stale camera'
+    else:
+        held = probe.actions[count - 1:]
+        assert len(held) >= 10 and all(np.array_equal(a, held[0]) for a in held)
+    # The camera returns: new chunks and fresh actions without any service call.
+    calls = len(policy.calls)
+    assert probe.stream_until(lambda: len(policy.calls) > calls + 1
+                              and probe.diagnostic_status()[0] == DiagnosticStatus.OK)
+    count = len(probe.actions)
+    assert probe.stream_until(lambda: len(probe.actions) > count + 10)
+    assert not np.array_equal(probe.actions[-1], probe.actions[-5])  # moving, not holding
+
+
+def _resource_counts(node):
+    return (len(list(node.publishers)), len(list(node.subscriptions)), len(list(node.timers)),
+            len(list(node.services)))
+
+
+def _eventually(predicate, timeout_s=5.0) -> bool:
+    """Poll `predicate` (graph changes travel over DDS) until true or timed out."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _rss_mib() -> float:
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError('no VmRSS in /proc/self/status')
+
+
+@pytest.mark.slow
+def test_lifecycle_cycles_leave_no_threads_memory_or_interfaces_behind(running_node, probe_node):
+    """Run 50 activate/deactivate and 5 cleanup/configure cycles while streaming.
+
+    Thread count and RSS stay flat (tolerances below); every publisher, timer and subscription
+    is destroyed.
+    """
+    from rclpy.lifecycle import TransitionCallbackReturn as Result
+
+    node, policy, probe = running_node()
+    assert probe.stream_until(lambda: len(probe.actions) >= 5)
+    assert node.trigger_deactivate() == Result.SUCCESS
+    assert node.trigger_cleanup() == Result.SUCCESS
+    unconfigured = _resource_counts(node)  # the lifecycle and parameter services only
+    assert _eventually(lambda: probe_node.count_publishers('/openvla_test/action') == 0)
+
+    def cycle(activations):
+        assert node.trigger_configure() == Result.SUCCESS
+        for _ in range(activations):
+            assert node.trigger_activate() == Result.SUCCESS
+            probe.publish_observation()
+            probe.pub_instruction.publish(probe.String(data='pick up the bowl'))
+            time.sleep(0.02)
+            assert node.trigger_deactivate() == Result.SUCCESS
+        assert node.trigger_cleanup() == Result.SUCCESS
+        assert _resource_counts(node) == unconfigured, 'an interface survived cleanup'
+
+    cycle(10)  # warm-up: imports, DDS buffers, allocator pools
+    threads, rss = threading.active_count(), _rss_mib()
+    for _ in range(5):
+        cycle(10)  # 5 cleanup/configure cycles with 50 activate/deactivate cycles in all
+    assert threading.active_count() == threads, (
+        f'threads: {threads} before, {threading.active_count()} after: '
+        f'{[t.name for t in threading.enumerate()]}')
+    grown = _rss_mib() - rss
+    print(f'lifecycle cycles: {threads} threads before and after, RSS {rss:.1f} MiB, '
+          f'grown {grown:+.2f} MiB')
+    assert grown < 15.0, f'RSS grew by {grown:.1f} MiB over 5 configure cycles'
+    assert _eventually(lambda: probe_node.count_publishers('/openvla_test/action') == 0
+                       and probe_node.count_subscribers('/openvla_test/joint_states') == 0)
+    # Still a working node: configure, activate, stream.
+    assert node.trigger_configure() == Result.SUCCESS
+    assert node.trigger_activate() == Result.SUCCESS
+    count = len(probe.actions)
+    assert probe.stream_until(lambda: len(probe.actions) > count + 5)

@@ -66,6 +66,45 @@ def test_compressed_images_decode_and_garbage_is_rejected():
         compressed_image_msg_to_rgb(CompressedImage(format='jpeg', data=b'\x00\x01\x02\x03'))
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """Return a ~60-byte PNG whose header declares width x height (a bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack('>I', len(body)) + kind + body
+                + struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
+
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
+            + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
+
+
+def test_decompression_bombs_are_rejected_before_decoding():
+    # Pillow itself raises DecompressionBombError (not OSError) on this header.
+    with pytest.raises(ConversionError, match='do not decode .*DecompressionBombError'):
+        compressed_image_msg_to_rgb(CompressedImage(format='png',
+                                                    data=png_claiming(20000, 10000)))
+    # Below Pillow's limit, max_image_pixels decides, from the header alone: a real 20 Mpx PNG
+    # of zeros (20 KB) is refused without decoding it.
+    bomb = io.BytesIO()
+    PILImage.new('L', (5000, 4000)).save(bomb, format='PNG')
+    assert len(bomb.getvalue()) < 100_000
+    with pytest.raises(ConversionError, match=r'at most 1000000 pixels .*got 5000x4000'):
+        compressed_image_msg_to_rgb(CompressedImage(format='png', data=bomb.getvalue()),
+                                    max_pixels=1_000_000)
+    small = io.BytesIO()
+    PILImage.new('RGB', (100, 10)).save(small, format='PNG')
+    message = CompressedImage(format='png', data=small.getvalue())
+    assert compressed_image_msg_to_rgb(message, max_pixels=1000).shape == (10, 100, 3)
+    with pytest.raises(ConversionError, match='at most 999 pixels'):
+        compressed_image_msg_to_rgb(message, max_pixels=999)
+    raw = _image('rgb8', RGBA[..., :3].copy())
+    assert image_msg_to_rgb(raw, max_pixels=35).shape == (5, 7, 3)
+    with pytest.raises(ConversionError, match=r'at most 34 pixels .*got 7x5'):
+        image_msg_to_rgb(raw, max_pixels=34)
+
+
 def test_joint_positions_follow_the_requested_names():
     msg = JointState(name=['b', 'a', 'c'], position=[2.0, 1.0, 3.0])
     np.testing.assert_array_equal(joint_positions(msg, ['a', 'b', 'c']), [1.0, 2.0, 3.0])

@@ -123,6 +123,19 @@ def test_missing_shard_and_missing_weights_are_reported(tmp_path):
         load_openvla(directory)
 
 
+@pytest.mark.parametrize('keep', [0.5, 20], ids=['data-cut', 'header-cut'])
+def test_a_truncated_shard_is_named_with_the_fix(tmp_path, keep):
+    directory = _copy('l1', tmp_path)
+    shard = sorted(directory.glob('model-*.safetensors'))[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[:int(len(data) * keep) if keep < 1 else keep])
+    with pytest.raises(CheckpointError) as error:
+        load_openvla(directory)
+    message = str(error.value)
+    assert str(shard) in message and 'truncated' in message
+    assert 'Fix: download this file again' in message
+
+
 def test_two_candidate_files_are_refused(tmp_path):
     directory = _copy('l1', tmp_path)
     shutil.copy(directory / 'action_head--1000_checkpoint.pt',

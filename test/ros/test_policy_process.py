@@ -1,0 +1,173 @@
+"""policy_node as a real process (the installed entry point) on a tiny checkpoint, over DDS.
+
+What only a process can show: a message that used to kill it (a decompression bomb) is
+rejected while it keeps publishing, it exits 0 on one or two SIGINTs and on SIGTERM, and a
+truncated checkpoint shard stops it with the file and the fix.
+"""
+
+import io
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+_names = itertools.count()
+
+
+class PolicyProcess:
+    """policy_node on the demo config in a namespace of its own, and a DemoProbe driving it."""
+
+    def __init__(self, checkpoint, probe_node, log_path, *parameters):
+        from openvla_ros.demo.quickstart import _node_command, DemoProbe
+
+        self.namespace = f'/openvla_proc_{os.getpid()}_{next(_names)}'
+        command = _node_command(checkpoint, self.namespace)
+        for parameter in parameters:
+            command += ['-p', parameter]
+        self.log_path = log_path
+        self._log = open(log_path, 'wb')
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self.probe = DemoProbe(probe_node, namespace=self.namespace)
+        self.diagnostics = {}
+
+        def on_diagnostics(msg):
+            for status in msg.status:
+                if status.name.startswith('policy'):
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self.diagnostics['level'] = status.level
+        probe_node.create_subscription(type(self._diagnostic_array()), '/diagnostics',
+                                       on_diagnostics, 10)
+
+    @staticmethod
+    def _diagnostic_array():
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        return DiagnosticArray()
+
+    def stream_until(self, predicate, timeout_s=60.0, extra=None) -> bool:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            assert self.process.poll() is None, f'policy_node exited:\n{self.output()}'
+            self.probe.publish(time.monotonic() - start)
+            self.probe.instruction.publish(self.probe.String(data='pick up the bowl'))
+            if extra is not None:
+                extra()
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def output(self) -> str:
+        self._log.flush()
+        with open(self.log_path, 'rb') as log:
+            return log.read().decode(errors='replace')
+
+    def wait(self, timeout_s=30.0) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f'policy_node did not exit in {timeout_s} s:\n{self.output()}')
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """Return a ~60-byte PNG declaring width x height (as in test/unit/test_conversions.py)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack('>I', len(body)) + kind + body
+                + struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
+
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
+            + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
+
+
+@pytest.fixture
+def policy_process(probe_node, tmp_path):
+    from openvla_ros.model.testing.factory import tiny_checkpoint
+
+    started = []
+
+    def start(*parameters):
+        started.append(PolicyProcess(tiny_checkpoint('l1'), probe_node,
+                                     tmp_path / f'policy_node_{len(started)}.log', *parameters))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.close()
+
+
+def test_a_decompression_bomb_is_rejected_and_the_process_keeps_publishing(policy_process,
+                                                                           probe_node):
+    from PIL import Image as PILImage
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    node = policy_process("camera_topics:=['camera/primary', 'camera/wrist/compressed']")
+    wrist = probe_node.create_publisher(CompressedImage, f'{node.namespace}/camera/wrist/'
+                                        'compressed', qos_profile_sensor_data)
+    jpeg = io.BytesIO()
+    PILImage.new('RGB', (128, 128), (60, 195, 128)).save(jpeg, format='JPEG')
+    good = CompressedImage(format='jpeg', data=jpeg.getvalue())
+    bomb = CompressedImage(format='png', data=png_claiming(20000, 10000))  # ~60 bytes
+
+    def publish_wrist(message=good):
+        message.header.stamp = probe_node.get_clock().now().to_msg()
+        wrist.publish(message)
+
+    assert node.stream_until(lambda: len(node.probe.actions) >= 10, extra=publish_wrist)
+    assert node.stream_until(  # the bomb, now and then, among good frames
+        lambda: int(node.diagnostics.get('rejected.camera1', '0')) >= 3,
+        extra=lambda: publish_wrist(bomb) if time.monotonic() % 0.5 < 0.1 else publish_wrist())
+    assert 'DecompressionBombError' in node.diagnostics['rejected.last_reason']
+    count = len(node.probe.actions)
+    assert node.stream_until(lambda: len(node.probe.actions) > count + 50, extra=publish_wrist)
+    assert node.process.poll() is None
+    assert node.diagnostics['errors.last'] == ''  # rejected as bad input, not a fault
+
+
+@pytest.mark.parametrize('signals', [
+    (signal.SIGINT,),
+    (signal.SIGINT, signal.SIGINT),  # Ctrl-C under ros2 launch: the terminal's, then launch's
+    (signal.SIGTERM,),
+], ids=['SIGINT', 'SIGINT-twice', 'SIGTERM'])
+def test_exit_code_is_0_on_shutdown_signals(policy_process, signals):
+    node = policy_process()
+    assert node.stream_until(lambda: len(node.probe.actions) >= 10)
+    for sig in signals:
+        node.process.send_signal(sig)
+        time.sleep(0.05)  # the second lands while the first is being handled
+    assert node.wait() == 0, node.output()
+    assert 'Traceback' not in node.output(), node.output()
+
+
+def test_a_truncated_shard_fails_start_up_with_the_file_and_the_fix(tmp_path):
+    from openvla_ros.demo.quickstart import _node_command
+    from openvla_ros.model.testing.factory import tiny_checkpoint
+
+    checkpoint = tmp_path / 'tiny-l1'
+    shutil.copytree(tiny_checkpoint('l1'), checkpoint)
+    shard = sorted(checkpoint.glob('model-*.safetensors'))[0]
+    shard.write_bytes(shard.read_bytes()[:shard.stat().st_size // 2])  # interrupted download
+    result = subprocess.run(_node_command(checkpoint, f'/openvla_proc_{os.getpid()}_cut'),
+                            capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f'configure failed: {shard}: not a readable safetensors file' in output, output
+    assert 'Fix: download this file again' in output and 'Traceback' not in output, output
