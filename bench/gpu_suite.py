@@ -357,11 +357,11 @@ def render(rows: List[Row], ctx: Context, command: str, seconds: float) -> str:
         '* mode cells: latency per chunk p50 / p95 in ms, and in brackets the max |normalized '
         'action - eager bf16| on the same inputs and diffusion noise; FAIL above `tol` '
         '(`TOLERANCE` x max |eager bf16 action|; one value per configuration and weights).',
-        '* peak: the largest `max_memory_allocated` of the row\'s modes (weights, activations, '
+        "* peak: the largest `max_memory_allocated` of the row's modes (weights, activations, "
         'graph pools); weights: allocated after building (and quantizing).',
         '* floor: FLOPs of one chunk (FlopCounterMode, eager bf16) / the bf16 matmul rate '
         f'measured here ({ctx.matmul_flops_per_s / 1e12:.1f} TFLOP/s); best / floor: the '
-        'fastest mode\'s p50 over it.', '',
+        "fastest mode's p50 over it.", '',
         '| configuration | weights | ' + ' | '.join(modes)
         + ' | tol | peak GiB | weights GiB | floor ms | best / floor | paper (A100) ms |',
         '|---|---|' + '---|' * len(modes) + '---|---|---|---|---|---|']

@@ -254,7 +254,7 @@ class OpenVLAPolicy:
         t_model = time.perf_counter()
 
         out = self._runner.predict_action(input_ids=input_ids, pixel_values=pixel_values,
-                                         proprio=proprio_tensor, noise=noise_tensor)
+                                          proprio=proprio_tensor, noise=noise_tensor)
         # float32 (L1, diffusion) or float64 (discrete bins), exactly what upstream unnormalizes
         normalized = out.normalized_actions.cpu().numpy()
         t_end = time.perf_counter()

@@ -92,8 +92,10 @@ def bidirectional_padding_mask(valid: torch.Tensor, attn_implementation: str,
 
 
 def unpadded_positions(length: int, prompt_start: int, pad_count: torch.Tensor):
-    """RoPE positions (L,) of a sequence with `pad_count` (1,) pads at `prompt_start`, and the
-    pad flags (L,): tokens after the pads keep the positions they have without them."""
+    """Return RoPE positions (L,) and pad flags (L,) for `pad_count` (1,) pads at `prompt_start`.
+
+    Tokens after the pads keep the positions they have without them.
+    """
     index = torch.arange(length, device=pad_count.device)  # (L,)
     pad_end = prompt_start + pad_count  # (1,) first real prompt position
     is_pad = (index >= prompt_start) & (index < pad_end)
@@ -249,7 +251,7 @@ class StaticActionPredictor:
                                 action_token_ids=token_ids, timings=timer.totals())
 
     def _initial_noise(self, noise, generator) -> torch.Tensor:
-        """The eager model's draw: given noise, the generator's, else the global RNG's."""
+        """Draw like the eager model: given noise, else the generator's, else global RNG."""
         shape, device = tuple(self._sample.shape), self.model.device
         if noise is not None:
             return noise.to(device=device, dtype=self._dtype)

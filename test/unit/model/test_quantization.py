@@ -47,7 +47,8 @@ def test_only_the_decoder_layers_are_quantized_and_their_bytes_shrink():
               if not name.startswith('language_model.model.layers.')}
     quantize_language_model(model, 'int8')
     quantized = {name: type(p).__name__ for name, p in model.named_parameters()
-                 if name.startswith('language_model.model.layers.') and name.endswith('proj.weight')}
+                 if name.startswith('language_model.model.layers.')
+                 and name.endswith('proj.weight')}
     assert len(quantized) == 2 * 7 and set(quantized.values()) == {'Int8Tensor'}
     for name, parameter in model.named_parameters():  # vision, projector, heads, embeddings
         if name in others:

@@ -14,7 +14,7 @@ from openvla_ros.model.checkpoint import load_openvla
 from openvla_ros.model.static_inference import (
     bidirectional_padding_mask, ddim_coefficients, ddim_step, StaticActionPredictor)
 from openvla_ros.model.testing.factory import (
-    EXAMPLE_PROMPT_IDS, example_inputs, tiny_checkpoint, VARIANTS)
+    example_inputs, EXAMPLE_PROMPT_IDS, tiny_checkpoint, VARIANTS)
 
 ATOL = 1e-5  # fp32: only the reduction order differs (masked keys, masked FiLM mean)
 BUCKETS = (8, 17, 24, 40)
