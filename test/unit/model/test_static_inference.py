@@ -18,8 +18,8 @@ from openvla_ros.model.testing.factory import (
 
 ATOL = 1e-5  # fp32: only the reduction order differs (masked keys, masked FiLM mean)
 BUCKETS = (8, 17, 24, 40)
-# Prompt lengths P (after BOS, with the appended 29871): pads 0 (P = 17), 7 (P = 17 -> 24),
-# 4 (P = 4 -> 8) and 23 (P = 17 in bucket 40, below).
+# Prompt lengths P (after BOS, with the appended 29871) and their pads: 18 -> bucket 24 (6 pads),
+# 17 -> 17 (none), 4 -> 8 (4); more below (18 in bucket 64, 4 in bucket 40).
 PROMPTS = {'example': list(EXAMPLE_PROMPT_IDS),          # P = 17 + 1 = 18 -> bucket 24
            'exact': list(EXAMPLE_PROMPT_IDS[:17]),       # P = 16 + 1 = 17 -> bucket 17
            'short': list(EXAMPLE_PROMPT_IDS[:4])}        # P = 3 + 1 = 4 -> bucket 8
