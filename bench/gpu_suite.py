@@ -21,10 +21,11 @@ directly on the device, then measures:
 * the compute floor: FLOPs of one chunk (torch's FlopCounterMode on eager bf16) divided by the
   bf16 matmul rate measured on this device, and the ratio of p50 to it; the paper's A100 numbers.
 
-Rows run in order of importance (eager and graphs first, compile last); once `--budget-s` is
-spent the remaining rows are listed as skipped, so the suite always finishes and writes what it
-measured. The table goes to the `gpu_suite` section of docs/PERFORMANCE.md (`--doc` elsewhere,
-`--no-write` to print only) with the device name. Exit status 1 if a row exceeds its tolerance.
+Rows run in order of importance (`PRIORITY`: eager and graphs in bf16, then int4, then the
+compile modes, int8 last); once `--budget-s` is spent the remaining rows are listed as skipped,
+so the suite always finishes and writes what it measured. The table goes to the `gpu_suite`
+section of docs/PERFORMANCE.md (`--doc` elsewhere, `--no-write` to print only) with the device
+name. Exit status 1 if a row exceeds its tolerance.
 """
 
 import argparse
@@ -226,17 +227,24 @@ def _runner(model, mode: str, inputs: dict):
     return (lambda: predict(**inputs).normalized_actions), cleanup
 
 
-def measure_row(row: Row, ctx: Context) -> None:
+def build(setup: Setup, quantization: str, ctx: Context):
+    """Return (model, GiB allocated after building and quantizing; None on the CPU)."""
+    if ctx.device.type == 'cuda':
+        torch.cuda.empty_cache()
+    model = build_model(setup, ctx)
+    if quantization != 'none':
+        quantize_language_model(model, quantization, ctx.device)
+    if ctx.device.type != 'cuda':
+        return model, None
+    torch.cuda.empty_cache()
+    return model, torch.cuda.memory_allocated(ctx.device) / 2**30
+
+
+def measure_row(row: Row, ctx: Context, model, weights_gib: Optional[float]) -> None:
     setup, device = row.setup, ctx.device
     if device.type == 'cuda':
-        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    model = build_model(setup, ctx)
-    if row.quantization != 'none':
-        quantize_language_model(model, row.quantization, device)
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-        row.weights_gib = torch.cuda.memory_allocated(device) / 2**30
+    row.weights_gib = weights_gib
     inputs = example_inputs(setup, model, device)
     if row.mode == 'eager' and row.quantization == 'none':
         with FlopCounterMode(display=False) as counter:
@@ -263,46 +271,59 @@ def measure_row(row: Row, ctx: Context) -> None:
         kind = setup.head_type
         row.tolerance = TOLERANCE[(row.quantization, kind)] * float(reference.abs().max())
         row.deviation = float((actions - reference).abs().max())
-    del model, run
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
 
 
 def _diffusion_runs(ctx: Context) -> int:
     return max(2 if ctx.smoke else 3, ctx.runs // 4)
 
 
-def plan(setups, modes, quantizations) -> List[Row]:
-    """Rows in the order they run: eager/graphs of every weight kind first, compile last."""
-    first = [m for m in modes if 'compile' not in m]
-    last = [m for m in modes if 'compile' in m]
-    rows = []
-    for group in (first, last):
-        for quantization in quantizations:
-            for setup in setups:
-                rows += [Row(setup, mode, quantization) for mode in group]
-    # eager bf16 is every setup's reference: always measured first
-    rows.sort(key=lambda r: not (r.mode == 'eager' and r.quantization == 'none'))
-    return rows
+# (weights, modes) in the order they run: eager bf16 is every row's reference; int4 before the
+# compile modes because the 8 GB goal rests on it; int8 last.
+PRIORITY = (('none', ('eager', 'graphs')), ('int4', ('eager', 'graphs')),
+            ('none', ('compile', 'compile+graphs')), ('int8', ('eager', 'graphs')),
+            ('int4', ('compile', 'compile+graphs')), ('int8', ('compile', 'compile+graphs')))
 
 
-def run_rows(rows: List[Row], ctx: Context) -> None:
-    for row in rows:
-        label = f'{row.setup.name} | {row.mode} | {row.quantization}'
-        if row.quantization == 'int4' and ctx.device.type != 'cuda':
-            row.note = 'skipped: int4 needs CUDA'
-        elif 'compile' in row.mode and ctx.smoke:
-            row.note = 'skipped: --smoke (compiling takes ~1 min on a CPU)'
-        elif time.monotonic() > ctx.deadline:
-            row.note = 'skipped: time budget spent'
-        else:
-            try:
-                measure_row(row, ctx)
-            except Exception as error:  # a failing variant must not lose the others' rows
-                row.note = f'error: {type(error).__name__}: {str(error)[:160]}'
-                if ctx.device.type == 'cuda':
-                    torch.cuda.empty_cache()
-        print(f'{label}: {_latency(row)} {row.note}', flush=True)
+def plan(setups, modes, quantizations) -> List[List[Row]]:
+    """Return groups of rows that share one built model, in the order they run."""
+    groups = []
+    for quantization, group_modes in PRIORITY:
+        if quantization not in quantizations:
+            continue
+        for setup in setups:
+            rows = [Row(setup, mode, quantization) for mode in group_modes if mode in modes]
+            if rows:
+                groups.append(rows)
+    return groups
+
+
+def _skip_reason(row: Row, ctx: Context) -> str:
+    if row.quantization == 'int4' and ctx.device.type != 'cuda':
+        return 'skipped: int4 needs CUDA'
+    if 'compile' in row.mode and ctx.smoke:
+        return 'skipped: --smoke (compiling takes ~1 min on a CPU)'
+    if time.monotonic() > ctx.deadline:
+        return 'skipped: time budget spent'
+    return ''
+
+
+def run_groups(groups: List[List[Row]], ctx: Context) -> None:
+    for rows in groups:
+        model = weights_gib = None
+        for row in rows:
+            row.note = _skip_reason(row, ctx)
+            if not row.note:
+                try:
+                    if model is None:
+                        model, weights_gib = build(row.setup, row.quantization, ctx)
+                    measure_row(row, ctx, model, weights_gib)
+                except Exception as error:  # a failing variant must not lose the other rows
+                    row.note = f'error: {type(error).__name__}: {str(error)[:160]}'
+            print(f'{row.setup.name} | {row.mode} | {row.quantization}: {_latency(row)} '
+                  f'{row.note}', flush=True)
+        del model
+        if ctx.device.type == 'cuda':
+            torch.cuda.empty_cache()
 
 
 # ------------------------------------------------------------------------------ reporting
@@ -404,8 +425,8 @@ def main(argv=None) -> int:
                         help='CPU, tiny fp32 model (bf16 matmuls are slow on CPUs), 2 DDIM '
                              'steps, 2 runs, no compile: checks the code in seconds')
     parser.add_argument('--runs', type=int, default=None, help='timed runs (default 20)')
-    parser.add_argument('--budget-s', type=float, default=330.0,
-                        help='start no new row after this many seconds (default 330)')
+    parser.add_argument('--budget-s', type=float, default=300.0,
+                        help='start no new row after this many seconds (default 300)')
     parser.add_argument('--setups', default='all',
                         help='comma-separated indices into SETUPS (0-4) or "all"')
     parser.add_argument('--modes', default=','.join(MODES))
@@ -431,8 +452,9 @@ def main(argv=None) -> int:
                   deadline=started + args.budget_s,
                   dtype=torch.float32 if args.smoke else torch.bfloat16)
     ctx.matmul_flops_per_s = measure_matmul_rate(device, args.smoke, ctx.dtype)
-    rows = plan(setups, modes, quantizations)
-    run_rows(rows, ctx)
+    groups = plan(setups, modes, quantizations)
+    run_groups(groups, ctx)
+    rows = [row for group in groups for row in group]
     command = 'python bench/gpu_suite.py ' + ' '.join(argv if argv is not None
                                                       else sys.argv[1:])
     section = render(rows, ctx, command.strip(), time.monotonic() - started)

@@ -200,7 +200,8 @@ class StaticActionPredictor:
             torch.cuda.current_stream().wait_stream(side)
             for name, stage in zip(STAGES, self._stage_functions(bucket)):
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=self._pool):
+                # thread_local: other threads of the node may use CUDA during the capture
+                with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'):
                     stage()
                 bucket.graphs[name] = graph
             torch.cuda.synchronize(model.device)
