@@ -193,3 +193,32 @@ def test_bf16_padded_path_stays_within_bf16_rounding():
     got = StaticActionPredictor(model, buckets=(40,)).predict_action(**inputs).normalized_actions
     scale = float(expected.abs().max())
     assert float((got - expected).abs().max()) <= 0.05 * scale
+
+
+def _traces_as_one_graph(predictor, bucket):
+    for stage in predictor._stage_functions(predictor._buckets[bucket]):
+        with torch.inference_mode():
+            torch.compile(stage, fullgraph=True, backend='eager')()
+
+
+@pytest.mark.parametrize('variant', ['diffusion', 'film'])  # every stage kind; FiLM is L1
+def test_stages_have_no_data_dependent_branch_so_cuda_graphs_can_capture_them(variant):
+    # A captured graph replays one fixed kernel sequence: a Python branch on a tensor value
+    # (e.g. "skip the mask when there are no pads", as transformers' mask helpers do) would
+    # freeze the branch taken at capture. Dynamo's fullgraph mode refuses such branches, and it
+    # runs on the CPU. (It does not flag every host sync: `.item()` feeding an op passes.)
+    torch._dynamo.reset()
+    _traces_as_one_graph(StaticActionPredictor(_model(variant), buckets=(24,)), 24)
+
+
+def test_negative_control_a_data_dependent_branch_breaks_the_trace(monkeypatch):
+    original = static_inference.unpadded_positions
+
+    def branching(length, prompt_start, pad_count):
+        if pad_count.sum() == 0:  # capture-hostile: decided once, at capture
+            return torch.arange(length), torch.zeros(length, dtype=torch.bool)
+        return original(length, prompt_start, pad_count)
+    monkeypatch.setattr(static_inference, 'unpadded_positions', branching)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match='(?i)data-dependent'):
+        _traces_as_one_graph(StaticActionPredictor(_model('l1'), buckets=(24,)), 24)
