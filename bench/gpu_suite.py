@@ -47,7 +47,6 @@ from openvla_ros.model.config import ActionConfig, OpenVLAConfig, platform_prese
 from openvla_ros.model.modeling import OpenVLAForActionPrediction  # noqa: E402
 from openvla_ros.model.quantization import quantize_language_model  # noqa: E402
 from openvla_ros.model.static_inference import StaticActionPredictor  # noqa: E402
-from openvla_ros.model.testing.factory import tiny_config  # noqa: E402
 import perf_doc  # noqa: E402, I100, I201 - bench/ is the script folder
 
 MODES = ('eager', 'graphs', 'compile', 'compile+graphs')
@@ -139,7 +138,11 @@ def build_model(setup: Setup, ctx: Context) -> OpenVLAForActionPrediction:
     N(0, 0.02) matrices, unit norm scales, zero biases; the same seed gives the same weights,
     so quantized rows compare against eager bf16 of the same model.
     """
-    config = tiny_config() if ctx.smoke else OpenVLAConfig()
+    if ctx.smoke:  # the factory imports the image processing (simplejpeg): smoke runs only
+        from openvla_ros.model.testing.factory import tiny_config
+        config = tiny_config()
+    else:
+        config = OpenVLAConfig()
     with torch.device('meta'):
         model = OpenVLAForActionPrediction(config, setup.action_config(ctx.diffusion_steps))
     model = model.to(ctx.dtype).to_empty(device=ctx.device)
