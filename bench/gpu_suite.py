@@ -124,6 +124,7 @@ class Context:
     diffusion_steps: int
     deadline: float
     dtype: torch.dtype = torch.bfloat16
+    compile_in_smoke: bool = False
     reference: Dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     flops: Dict[str, float] = dataclasses.field(default_factory=dict)
     matmul_flops_per_s: float = float('nan')
@@ -303,7 +304,7 @@ def plan(setups, modes, quantizations) -> List[List[Row]]:
 def _skip_reason(row: Row, ctx: Context) -> str:
     if row.quantization == 'int4' and ctx.device.type != 'cuda':
         return 'skipped: int4 needs CUDA'
-    if 'compile' in row.mode and ctx.smoke:
+    if 'compile' in row.mode and ctx.smoke and not ctx.compile_in_smoke:
         return 'skipped: --smoke (compiling takes ~1 min on a CPU)'
     if time.monotonic() > ctx.deadline:
         return 'skipped: time budget spent'
@@ -379,12 +380,13 @@ def render(rows: List[Row], ctx: Context, command: str, seconds: float) -> str:
         f'{PROMPT_BUCKETS[0]} in `graphs`); diffusion {ctx.diffusion_steps} DDIM steps. '
         f'{ctx.runs} timed runs after warm-up ({_diffusion_runs(ctx)} for diffusion).', '',
         '* mode cells: latency per chunk p50 / p95 in ms, and in brackets the max |normalized '
-        'action - eager bf16| on the same inputs and diffusion noise; FAIL above `tol` '
-        '(`TOLERANCE` x max |eager bf16 action|; one value per configuration and weights).',
+        'action - eager unquantized action| on the same inputs and diffusion noise; FAIL above '
+        '`tol` (`TOLERANCE` x max |eager unquantized action|; one value per configuration and '
+        'weights).',
         "* peak: the largest `max_memory_allocated` of the row's modes (weights, activations, "
         'graph pools); weights: allocated after building (and quantizing).',
-        '* floor: FLOPs of one chunk (FlopCounterMode, eager bf16) / the bf16 matmul rate '
-        f'measured here ({ctx.matmul_flops_per_s / 1e12:.1f} TFLOP/s); best / floor: the '
+        '* floor: FLOPs of one chunk (FlopCounterMode, eager) / the matmul rate '
+        f'measured here ({ctx.matmul_flops_per_s / 1e12:.3g} TFLOP/s); best / floor: the '
         "fastest mode's p50 over it.", '',
         '| configuration | weights | ' + ' | '.join(modes)
         + ' | tol | peak GiB | weights GiB | floor ms | best / floor | paper (A100) ms |',
@@ -427,6 +429,8 @@ def main(argv=None) -> int:
     parser.add_argument('--smoke', action='store_true',
                         help='CPU, tiny fp32 model (bf16 matmuls are slow on CPUs), 2 DDIM '
                              'steps, 2 runs, no compile: checks the code in seconds')
+    parser.add_argument('--smoke-compile', action='store_true',
+                        help='with --smoke, also run the compile modes (~1 min each on a CPU)')
     parser.add_argument('--runs', type=int, default=None, help='timed runs (default 20)')
     parser.add_argument('--budget-s', type=float, default=300.0,
                         help='start no new row after this many seconds (default 300)')
@@ -453,7 +457,8 @@ def main(argv=None) -> int:
                   runs=args.runs or (2 if args.smoke else 20),
                   diffusion_steps=2 if args.smoke else 50,
                   deadline=started + args.budget_s,
-                  dtype=torch.float32 if args.smoke else torch.bfloat16)
+                  dtype=torch.float32 if args.smoke else torch.bfloat16,
+                  compile_in_smoke=args.smoke_compile)
     ctx.matmul_flops_per_s = measure_matmul_rate(device, args.smoke, ctx.dtype)
     groups = plan(setups, modes, quantizations)
     run_groups(groups, ctx)
