@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from openvla_ros.model.config import STOP_INDEX
+from openvla_ros.model.config import BOS_INDEX, EMPTY_PIECE_INDEX, STOP_INDEX
 from openvla_ros.model.modeling import ActionPrediction, OpenVLAForActionPrediction, StageTimer
 
 DEFAULT_PROMPT_BUCKETS = (32, 64, 128, 256)
@@ -154,7 +154,7 @@ class StaticActionPredictor:
                                     else torch.float32)
         self._token_ids = torch.zeros(self._slots, device=device, dtype=torch.long)
         self._step = torch.zeros(1, device=device, dtype=torch.long)  # diffusion step index
-        self._bos_stop = torch.tensor([[1, STOP_INDEX]], device=device)
+        self._bos_stop = torch.tensor([[BOS_INDEX, STOP_INDEX]], device=device)
         self._ddim = None
         if cfg.head_type == 'diffusion':
             head = model.action_head
@@ -184,7 +184,7 @@ class StaticActionPredictor:
         for bucket in self._buckets.values():
             bucket.pad_count.fill_(bucket.prompt_len - 1)
             bucket.prompt_ids.fill_(PAD_TOKEN_ID)
-            bucket.prompt_ids[0, -1] = 29871
+            bucket.prompt_ids[0, -1] = EMPTY_PIECE_INDEX
             if not self.cuda_graphs:
                 for stage in self._stage_functions(bucket):
                     stage()
