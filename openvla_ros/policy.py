@@ -57,6 +57,8 @@ class PolicySpec:
     num_diffusion_steps: Optional[int] = None
     proprio_min: Optional[tuple] = None  # dataset proprio minimum per dim (None: no proprio)
     proprio_max: Optional[tuple] = None
+    quantization: str = 'none'  # Llama decoder weights: 'none' | 'int8' | 'int4'
+    cuda_graphs: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,8 +104,9 @@ class OpenVLAPolicy:
     """
 
     def __init__(self, model, tokenizer: PromptTokenizer, preprocessor: ImagePreprocessor,
-                 spec: PolicySpec, device: torch.device):
+                 spec: PolicySpec, device: torch.device, predictor=None):
         self._model = model
+        self._runner = predictor or model  # a StaticActionPredictor replays CUDA graphs
         self._tokenizer = tokenizer
         self._preprocessor = preprocessor
         self._device = device
@@ -117,7 +120,10 @@ class OpenVLAPolicy:
                         use_proprio: Optional[bool] = None,
                         num_diffusion_steps: Optional[int] = None,
                         jpeg_resize: bool = True, warmup: bool = True,
-                        compile_llm: bool = False) -> 'OpenVLAPolicy':
+                        compile_llm: bool = False, quantization: str = 'none',
+                        cuda_graphs: bool = False,
+                        prompt_buckets: Optional[Sequence[int]] = None,
+                        ) -> 'OpenVLAPolicy':
         """Load a local checkpoint directory in the Hugging Face hub layout.
 
         Args:
@@ -137,15 +143,40 @@ class OpenVLAPolicy:
             compile_llm: `torch.compile` the Llama decoder (dynamic shapes, compiled during the
                 warm-up). Off by default until measured on a GPU; on a 2-core CPU it costs
                 ~50 s once and gives the eager numbers to ~1e-6.
+            quantization: Llama decoder weights 'none', 'int8' (CPU and CUDA) or 'int4' (CUDA,
+                bf16), with torchao; vision backbone, projectors and heads keep `dtype`. The
+                model is loaded on the CPU and quantized layer by layer onto the device.
+            cuda_graphs: pad prompts to `prompt_buckets`, capture each bucket's forward as CUDA
+                graphs during `warmup` and replay them per chunk (CUDA only; longer prompts run
+                eagerly). See `model.static_inference`.
+            prompt_buckets: prompt lengths in tokens (after BOS, with 29871) to pad to; None:
+                `static_inference.DEFAULT_PROMPT_BUCKETS` (32, 64, 128, 256).
         """
-        from openvla_ros.model.checkpoint import load_openvla  # the heavy part: timm, transformers
+        # the heavy part: timm, transformers
+        from openvla_ros.model.checkpoint import default_dtype, load_openvla
+        from openvla_ros.model.quantization import check_quantization, quantize_language_model
+        from openvla_ros.model.static_inference import (
+            DEFAULT_PROMPT_BUCKETS, StaticActionPredictor)
 
         torch_device = resolve_device(device)
-        model = load_openvla(checkpoint_dir, platform=platform, device=torch_device,
+        dtype = dtype or default_dtype(torch_device)
+        check_quantization(quantization, torch_device, dtype)
+        if cuda_graphs and torch_device.type != 'cuda':
+            raise ValueError(f"cuda_graphs: needs a CUDA device, got '{device}' (CUDA graphs do "
+                             'not exist on the CPU; use cuda_graphs=False)')
+        load_device = torch_device if quantization == 'none' else torch.device('cpu')
+        model = load_openvla(checkpoint_dir, platform=platform, device=load_device,
                              dtype=dtype, num_images_in_input=num_images,
                              use_proprio=use_proprio, num_diffusion_steps=num_diffusion_steps)
+        if quantization != 'none':
+            quantize_language_model(model, quantization, torch_device)
         if compile_llm:
             model.language_model.model.compile(dynamic=True)  # in place: state-dict keys kept
+        predictor = None
+        if cuda_graphs:
+            predictor = StaticActionPredictor(model, prompt_buckets or DEFAULT_PROMPT_BUCKETS,
+                                              cuda_graphs=True)
+            predictor.warmup()  # captures every bucket's graphs
         key = resolve_unnorm_key(model.norm_stats, unnorm_key)
         stats = model.norm_stats[key]
         cfg = model.action_config
@@ -171,13 +202,15 @@ class OpenVLAPolicy:
             num_diffusion_steps=model.num_diffusion_steps,  # None unless diffusion
             proprio_min=_floats(stats.proprio.min) if cfg.use_proprio else None,
             proprio_max=_floats(stats.proprio.max) if cfg.use_proprio else None,
+            quantization=quantization,
+            cuda_graphs=cuda_graphs,
         )
         policy = cls(
             model,
             PromptTokenizer.from_checkpoint(checkpoint_dir),
             ImagePreprocessor.from_checkpoint(checkpoint_dir, center_crop=center_crop,
                                               jpeg_resize=jpeg_resize),
-            spec, torch_device)
+            spec, torch_device, predictor)
         if warmup:
             policy.warmup()
         return policy
@@ -224,8 +257,8 @@ class OpenVLAPolicy:
             self._to_device(t) for t in (pixel_values, input_ids, proprio_tensor, noise_tensor))
         t_model = time.perf_counter()
 
-        out = self._model.predict_action(input_ids=input_ids, pixel_values=pixel_values,
-                                         proprio=proprio_tensor, noise=noise_tensor)
+        out = self._runner.predict_action(input_ids=input_ids, pixel_values=pixel_values,
+                                          proprio=proprio_tensor, noise=noise_tensor)
         # float32 (L1, diffusion) or float64 (discrete bins), exactly what upstream unnormalizes
         normalized = out.normalized_actions.cpu().numpy()
         t_end = time.perf_counter()

@@ -38,6 +38,10 @@ PARAMETERS = {
                     _READ_ONLY, None),
     'compile_llm': (False, 'torch.compile the Llama decoder at configure (off until measured).',
                     _READ_ONLY, None),
+    'quantization': ('none', "Llama decoder weights: 'none', 'int8' (CPU, CUDA) or 'int4' "
+                             '(CUDA) with torchao.', _READ_ONLY, None),
+    'cuda_graphs': (False, 'Capture the forward as CUDA graphs per prompt-length bucket at '
+                           'configure and replay them (CUDA only).', _READ_ONLY, None),
     'autostart': (True, 'Configure and activate on start-up (a lifecycle manager can take '
                         'over when false).', _READ_ONLY, None),
     # Inputs
@@ -180,6 +184,8 @@ class NodeSettings:
     num_diffusion_steps: Optional[int]
     center_crop: bool
     compile_llm: bool
+    quantization: str
+    cuda_graphs: bool
     camera_topics: tuple
     proprio_joint_names: tuple
     action_joint_names: tuple
@@ -191,7 +197,8 @@ class NodeSettings:
         """Keyword arguments of OpenVLAPolicy.from_pretrained."""
         return dict(device=self.device, platform=self.platform, unnorm_key=self.unnorm_key,
                     num_diffusion_steps=self.num_diffusion_steps, center_crop=self.center_crop,
-                    compile_llm=self.compile_llm)
+                    compile_llm=self.compile_llm, quantization=self.quantization,
+                    cuda_graphs=self.cuda_graphs)
 
 
 def read_settings(node) -> NodeSettings:
@@ -214,6 +221,8 @@ def read_settings(node) -> NodeSettings:
         num_diffusion_steps=int(get['num_diffusion_steps']) or None,
         center_crop=bool(get['center_crop']),
         compile_llm=bool(get['compile_llm']),
+        quantization=get['quantization'],
+        cuda_graphs=bool(get['cuda_graphs']),
         camera_topics=camera_topics,
         proprio_joint_names=_names(get['proprio_joint_names']),
         action_joint_names=_names(get['action_joint_names']),
