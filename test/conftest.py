@@ -44,3 +44,20 @@ def probe_node(rclpy_context, ros_executor):
     node = Node('probe', context=rclpy_context)
     ros_executor.add_node(node)
     yield node
+
+
+@pytest.fixture
+def png_claiming():
+    """Return `make(width, height)`: a ~60-byte PNG whose header declares that size (a bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack('>I', len(body)) + kind + body
+                + struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
+
+    def make(width: int, height: int) -> bytes:
+        header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+        return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
+                + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
+    return make

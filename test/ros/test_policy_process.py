@@ -83,20 +83,6 @@ class PolicyProcess:
         self._log.close()
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """Return a ~60-byte PNG declaring width x height (as in test/unit/test_conversions.py)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack('>I', len(body)) + kind + body
-                + struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
-
-    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
-            + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
-
-
 @pytest.fixture
 def policy_process(probe_node, tmp_path):
     from openvla_ros.model.testing.factory import tiny_checkpoint
@@ -114,7 +100,8 @@ def policy_process(probe_node, tmp_path):
 
 
 def test_a_decompression_bomb_is_rejected_and_the_process_keeps_publishing(policy_process,
-                                                                           probe_node):
+                                                                           probe_node,
+                                                                           png_claiming):
     from PIL import Image as PILImage
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage

@@ -66,21 +66,7 @@ def test_compressed_images_decode_and_garbage_is_rejected():
         compressed_image_msg_to_rgb(CompressedImage(format='jpeg', data=b'\x00\x01\x02\x03'))
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """Return a ~60-byte PNG whose header declares width x height (a bomb's header)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack('>I', len(body)) + kind + body
-                + struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
-
-    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
-            + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
-
-
-def test_decompression_bombs_are_rejected_before_decoding():
+def test_decompression_bombs_are_rejected_before_decoding(png_claiming):
     # Pillow itself raises DecompressionBombError (not OSError) on this header.
     with pytest.raises(ConversionError, match='do not decode .*DecompressionBombError'):
         compressed_image_msg_to_rgb(CompressedImage(format='png',
