@@ -22,6 +22,9 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.model': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.processing': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.policy': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
+    'openvla_ros.training': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'torch'],
+    'openvla_ros.training.trainer': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution',
+                                     'openvla_ros.policy'],
 }
 
 # package directory / module -> package-internal or external modules its files may not import
@@ -33,6 +36,8 @@ FORBIDDEN_STATIC = {
     'normalization.py': ('rclpy', 'torch', 'openvla_ros.ros'),
     'processing.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
     'policy.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
+    'training': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'openvla_ros.policy',
+                 'sensor_msgs', 'std_msgs'),
 }
 
 
