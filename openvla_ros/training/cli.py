@@ -12,6 +12,7 @@ a READY file).
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # OpenMP threads sleep instead of spinning at barriers: on a shared CPU, spinning threads
+    # of an oversubscribed process cost more than they save. Must precede the torch import.
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     import torch
     from tqdm import tqdm
 

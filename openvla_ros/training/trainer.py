@@ -88,10 +88,19 @@ class BatchSampler:
         return batch.tolist()
 
 
+def freeze_token_embeddings(model: OpenVLAForActionPrediction) -> None:
+    """Freeze the input embeddings and the LM head (32064 rows each), as upstream's LoRA does.
+
+    The action objectives never reach the LM head; the embeddings of the few prompt tokens stay
+    fixed, distinct codes (random ones for a from-scratch model), and AdamW skips 2 x 32064
+    rows per step.
+    """
+    model.language_model.model.embed_tokens.weight.requires_grad_(False)
+    model.language_model.lm_head.weight.requires_grad_(False)
+
+
 def trainable_parameters(model: OpenVLAForActionPrediction) -> List[torch.nn.Parameter]:
-    """Everything except the LM head, which the L1 / diffusion objectives never reach."""
-    head = model.language_model.lm_head.weight
-    return [p for p in model.parameters() if p is not head and p.requires_grad]
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 @dataclasses.dataclass
@@ -104,7 +113,8 @@ class StepRecord:
 
 def train(model: OpenVLAForActionPrediction, dataset: EpisodeDataset, config: TrainConfig,
           on_step: Optional[Callable[[StepRecord], None]] = None) -> List[StepRecord]:
-    """Train `model` in place; returns the loss of every step."""
+    """Train `model` in place (token embeddings frozen); returns the loss of every step."""
+    freeze_token_embeddings(model)
     parameters = trainable_parameters(model)
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
