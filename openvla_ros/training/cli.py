@@ -5,9 +5,9 @@ r"""`openvla-train`: fine-tune (or train from scratch) an OFT model on npz exper
 
 `--init CHECKPOINT` fine-tunes a released-layout checkpoint instead (same code, e.g. on a GPU
 with `--device cuda --autocast-bf16`). Writes to `--output`: the final checkpoint in
-`checkpoint/` (hub layout, bf16), `loss.png`, `train_log.json` (arguments, losses, evaluations, wall time) and, with
-`--save-every`, interim checkpoints `step_NNNNNN/` (also copied to `--publish-dir/<name>` with
-a READY file).
+`checkpoint/` (hub layout, bf16), `loss.png`, `train_log.json` (arguments, losses,
+evaluations, wall time) and, with `--save-every`, interim checkpoints `step_NNNNNN/` (also
+copied to `--publish-dir/<name>` with a READY file).
 """
 
 import argparse

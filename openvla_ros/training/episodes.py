@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from openvla_ros.normalization import (
-    ArrayStats, DatasetStats, normalize_proprio, NormalizationType, RANGE_EPSILON)
+    ArrayStats, DatasetStats, NormalizationType, normalize_proprio, RANGE_EPSILON)
 from openvla_ros.processing import ImagePreprocessor, PromptTokenizer
 from openvla_ros.training.objectives import pad_prompts, prompt_with_empty_piece
 
@@ -120,7 +120,7 @@ def normalize_actions(actions: np.ndarray, stats: ArrayStats,
 
 
 def chunk_starts(length: int, chunk_len: int) -> range:
-    """Steps that yield a training sample: 0 .. T - H (none if T < H)."""
+    """Return the steps that yield a training sample: 0 .. T - H (none if T < H)."""
     return range(max(length - chunk_len + 1, 0))
 
 

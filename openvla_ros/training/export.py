@@ -49,8 +49,8 @@ def save_pretrained(model: OpenVLAForActionPrediction, directory, step: int = 0,
     if not (directory / PREPROCESSOR_CONFIG_FILENAME).is_file():
         config = default_preprocessor_config(model.config.image_size,
                                              model.config.use_fused_vision_backbone)
-        (directory / PREPROCESSOR_CONFIG_FILENAME).write_text(json.dumps(config, indent=2)
-                                                               + '\n')
+        text = json.dumps(config, indent=2) + '\n'
+        (directory / PREPROCESSOR_CONFIG_FILENAME).write_text(text)
     return directory
 
 

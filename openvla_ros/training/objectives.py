@@ -147,7 +147,7 @@ def predict_chunks(model: OpenVLAForActionPrediction, prompt_ids, prompt_lengths
 
 def action_loss(model: OpenVLAForActionPrediction, batch: dict, objective: str = 'l1',
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """The training loss of one batch.
+    """Return the training loss of one batch.
 
     Args:
         batch: 'prompt_ids' (B, Lp), 'prompt_lengths' (B,), 'pixel_values' (B, 6N, S, S),

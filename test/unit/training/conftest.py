@@ -23,5 +23,5 @@ def _write_episode(path, length, instruction, seed, size=112):
 
 @pytest.fixture(scope='session')
 def write_episode():
-    """`write_episode(path, length, instruction, seed, size=112)` -> path."""
+    """Return the episode writer: (path, length, instruction, seed, size=112) -> path."""
     return _write_episode

@@ -81,8 +81,10 @@ def test_batched_l1_loss_is_the_mean_absolute_error_of_predict_action(l1_model):
 
 
 def _upstream_forward_hidden(model, prompt, pixel_values, proprio, noisy=None, timestep=None):
-    """Action hidden states through the seed model's `forward(labels=...)`, as upstream reads
-    them: `hidden_states[-1][:, num_patches:-1]` at label positions > 31743, shifted by one."""
+    """Read the action hidden states of the seed model's `forward(labels=...)` as upstream.
+
+    Upstream reads `hidden_states[-1][:, num_patches:-1]` at label positions > 31743 (shifted).
+    """
     ids = torch.tensor([prompt + [PLACEHOLDER] * (H * A) + [STOP]])
     labels = torch.full_like(ids, -100)
     labels[0, len(prompt):len(prompt) + H * A] = 31800

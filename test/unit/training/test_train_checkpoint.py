@@ -20,7 +20,7 @@ INSTRUCTIONS = ('pick up the red cube', 'grab the blue cube')  # as conftest.INS
 
 @pytest.fixture(scope='module')
 def episodes_at(write_episode):
-    """`episodes_at(directory, count, size, wrist=False)`: write synthetic episodes there."""
+    """Return a writer of synthetic episodes: (directory, count, size, wrist=False)."""
     return lambda *args, **kwargs: _episodes(write_episode, *args, **kwargs)
 
 
@@ -38,7 +38,7 @@ def _episodes(write_episode, directory, count, size, wrist=False):
 
 @pytest.fixture(scope='module')
 def scratch_run(tmp_path_factory, episodes_at):
-    """A from-scratch test-tiny model trained for a few steps through the CLI."""
+    """Train a from-scratch test-tiny model for a few steps through the CLI."""
     root = tmp_path_factory.mktemp('scratch')
     data = episodes_at(root / 'data', 4, 112)
     output = root / 'run'
