@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--autocast-bf16', action='store_true', help='bf16 autocast (CUDA)')
+    parser.add_argument('--train-token-embeddings', action='store_true',
+                        help='with --init: also train the token embeddings (from scratch: always)')
     parser.add_argument('--eval-data', default=None,
                         help='held-out episodes: open-loop L1 at each save and at the end')
     parser.add_argument('--eval-samples', type=int, default=512,
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='also copy interim / final checkpoints here (<name>/ + READY)')
     parser.add_argument('--run-name', default='run', help='name prefix under --publish-dir')
     parser.add_argument('--save-dtype', default='bfloat16', choices=['bfloat16', 'float32'])
+    parser.add_argument('--no-center-crop', action='store_true',
+                        help='train on uncropped images (deploy with center_crop: false); '
+                             'default: the 0.9-area centre crop inference applies by default')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -99,13 +104,15 @@ def main(argv=None) -> int:
 
         write_tiny_llama_tokenizer(tokenizer_dir, extra_instructions=instructions)
     tokenizer = PromptTokenizer.from_checkpoint(tokenizer_dir)
+    center_crop = not args.no_center_crop
     if args.init:
-        preprocessor = ImagePreprocessor.from_checkpoint(args.init)
+        preprocessor = ImagePreprocessor.from_checkpoint(args.init, center_crop=center_crop)
     else:
         from openvla_ros.processing import default_preprocessor_config
 
         preprocessor = ImagePreprocessor.from_config(default_preprocessor_config(
-            model.config.image_size, model.config.use_fused_vision_backbone))
+            model.config.image_size, model.config.use_fused_vision_backbone),
+            center_crop=center_crop)
 
     def dataset_of(items):
         return episodes.EpisodeDataset(items, stats, tokenizer, preprocessor, cfg.chunk_len,
@@ -124,10 +131,12 @@ def main(argv=None) -> int:
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule,
         objective='diffusion' if cfg.head_type == 'diffusion' else 'l1',
         mse_fraction=args.mse_fraction, grad_clip=args.grad_clip or None, seed=args.seed,
-        autocast_bf16=args.autocast_bf16)
+        autocast_bf16=args.autocast_bf16,
+        train_token_embeddings=not args.init or args.train_token_embeddings)
     log = {'command': 'openvla-train ' + ' '.join(argv if argv is not None else sys.argv[1:]),
            'parameters': architectures.count_parameters(model), 'train_samples': len(train_set),
-           'train_episodes': len(train_episodes), 'evaluations': [], 'losses': []}
+           'train_episodes': len(train_episodes), 'center_crop': center_crop,
+           'evaluations': [], 'losses': []}
     copy_from = args.init or tokenizer_dir
 
     def evaluate(step, max_samples):

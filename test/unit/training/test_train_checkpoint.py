@@ -133,8 +133,10 @@ def test_fine_tuned_factory_checkpoint_round_trips_exactly(tmp_path, episodes_at
     model = load_openvla(tiny_checkpoint('l1'))
     dataset = _small_dataset(model, episodes_at(tmp_path / 'data', 2, 224, wrist=True))
     before = model.action_head.model.fc2.weight.detach().clone()
+    embeddings = model.language_model.model.embed_tokens.weight.detach().clone()
     trainer.train(model, dataset, trainer.TrainConfig(steps=3, batch_size=2, seed=1))
     assert not torch.equal(before, model.action_head.model.fc2.weight)
+    assert torch.equal(embeddings, model.language_model.model.embed_tokens.weight)  # frozen
     batch = dataset.batch([0, 4])
     inputs = {'input_ids': batch['prompt_ids'][:1, :int(batch['prompt_lengths'][0])],
               'pixel_values': batch['pixel_values'][:1], 'proprio': batch['proprio'][:1]}
