@@ -14,7 +14,9 @@ and trains:
 
 `action_hidden_states` is the batched, gradient-carrying twin of `predict_action`'s sequence
 (the same layout and read offsets; rows of different prompt length are right-padded after STOP
-and masked, as upstream's collator pads).
+and masked, as upstream's collator pads). One deliberate difference: FiLM's language embedding
+averages BOS, prompt and STOP without the padding (upstream averages a padded row's pad
+embeddings too, which batch-1 inference never sees).
 """
 
 from typing import Optional, Sequence
@@ -79,9 +81,9 @@ def action_hidden_states(model: OpenVLAForActionPrediction, prompt_ids: torch.Te
     attention_mask = (positions <= lengths[:, None] + slots).long()  # (B, Lt), 0 = padding
     embeddings = model.embed_tokens(ids)  # (B, Lt, D)
     language_embeddings = None
-    if cfg.uses_film:  # upstream: mean over the non-action positions of the padded row
-        kept = embeddings[~is_action].reshape(batch, -1, embeddings.shape[-1])
-        language_embeddings = kept.mean(dim=1)  # (B, D)
+    if cfg.uses_film:  # mean over BOS, prompt and STOP, as predict_action (padding left out)
+        kept = (~is_action & attention_mask.bool())[..., None]  # (B, Lt, 1)
+        language_embeddings = (embeddings * kept).sum(dim=1) / kept.sum(dim=1)  # (B, D)
     if noisy_actions is not None:
         projected = model.noisy_action_projector(
             noisy_actions.reshape(batch, slots, 1).to(device=device, dtype=model.dtype))

@@ -143,15 +143,15 @@ def test_diffusion_noising_and_loss_match_hand_computation(diffusion_model):
     assert float(loss) == pytest.approx(float(expected_loss), abs=2e-5)
 
 
-def test_film_batched_path_equals_predict_action():
+def test_film_batched_path_equals_predict_action_padding_left_out():
+    """FiLM averages BOS, prompt and STOP as predict_action does; right padding is left out."""
     model = load_openvla(tiny_checkpoint('film'))
-    batch, prompts = _batch(rows=2, seed=4)
-    same_length = [prompts[0], prompts[0]]
-    ids, lengths = pad_prompts(same_length, 32000)
+    batch, prompts = _batch(rows=2, seed=4)  # prompts of different lengths
     with torch.no_grad():
-        batched = predict_chunks(model, ids, lengths, batch['pixel_values'], batch['proprio'])
-    for row in range(2):
-        single = model.predict_action(torch.tensor([prompts[0]]),
+        batched = predict_chunks(model, batch['prompt_ids'], batch['prompt_lengths'],
+                                 batch['pixel_values'], batch['proprio'])
+    for row, prompt in enumerate(prompts):
+        single = model.predict_action(torch.tensor([prompt]),
                                       batch['pixel_values'][row:row + 1],
                                       proprio=batch['proprio'][row:row + 1]).normalized_actions
         torch.testing.assert_close(batched[row], single, atol=2e-5, rtol=1e-4)
