@@ -144,7 +144,7 @@ def test_diffusion_noising_and_loss_match_hand_computation(diffusion_model):
 
 
 def test_film_batched_path_equals_predict_action_padding_left_out():
-    """FiLM averages BOS, prompt and STOP as predict_action does; right padding is left out."""
+    """Average BOS, prompt and STOP for FiLM as predict_action does; padding is left out."""
     model = load_openvla(tiny_checkpoint('film'))
     batch, prompts = _batch(rows=2, seed=4)  # prompts of different lengths
     with torch.no_grad():
