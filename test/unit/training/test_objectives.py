@@ -140,7 +140,7 @@ def test_diffusion_noising_and_loss_match_hand_computation(diffusion_model):
                 timestep=embeddings[row:row + 1])
             predicted.append(model.action_head.predict_noise(hidden)[0])
     expected_loss = ((torch.stack(predicted) - noise) ** 2).mean()
-    assert float(loss) == pytest.approx(float(expected_loss), abs=2e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected_loss), abs=2e-5)
 
 
 def test_film_batched_path_equals_predict_action_padding_left_out():
