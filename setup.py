@@ -34,6 +34,7 @@ setup(
         'console_scripts': [
             'policy_node = openvla_ros.ros.main:main',
             'openvla-predict = openvla_ros.cli:main',
+            'openvla-train = openvla_ros.training.cli:main',
         ],
     },
 )

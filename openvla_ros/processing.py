@@ -464,9 +464,18 @@ class ImagePreprocessor:
     def __call__(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         _validate_images(images)
         prepared = torch.stack([self._prepare_tensor(image) for image in images])  # (N, S, S, 3)
-        pixels = prepared.permute(0, 3, 1, 2).float().div(255)  # (N, 3, S, S), torchvision's /255
-        pixels = (pixels[:, None] - self._mean) / self._std  # (N, K, 3, S, S)
-        return pixels.reshape(1, -1, self.image_size, self.image_size)  # (1, N K 3, S, S)
+        return self.normalize(prepared[None])
+
+    def normalize(self, prepared: torch.Tensor) -> torch.Tensor:
+        """Step 3 on prepared uint8 images (B, N, S, S, 3) -> pixel values (B, 3 K N, S, S).
+
+        Training caches `prepare`'s output per frame and normalizes batches with this, so its
+        pixel values equal inference's exactly.
+        """
+        batch, num_images = prepared.shape[:2]
+        pixels = prepared.permute(0, 1, 4, 2, 3).float().div(255)  # (B, N, 3, S, S)
+        pixels = (pixels[:, :, None] - self._mean[:, None]) / self._std[:, None]  # (B,N,K,3,S,S)
+        return pixels.reshape(batch, -1, self.image_size, self.image_size)  # (B, N K 3, S, S)
 
 
 def _validate_images(images) -> None:

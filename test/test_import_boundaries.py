@@ -29,6 +29,9 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.robot_io.trajectory': ['rclpy', 'torch', 'openvla_ros.ros',
                                         'openvla_ros.model'],
     'openvla_ros.robot_io.twist': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.training': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'torch'],
+    'openvla_ros.training.trainer': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution',
+                                     'openvla_ros.policy'],
 }
 
 # package directory / module -> package-internal or external modules its files may not import
@@ -43,6 +46,8 @@ FORBIDDEN_STATIC = {
     'robot_io': ('rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model', 'openvla_ros.policy',
                  'openvla_ros.execution', 'sensor_msgs', 'std_msgs', 'geometry_msgs',
                  'trajectory_msgs', 'tf2_ros', 'control_msgs'),
+    'training': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'openvla_ros.policy',
+                 'sensor_msgs', 'std_msgs'),
 }
 
 

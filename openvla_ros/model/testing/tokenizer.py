@@ -65,10 +65,15 @@ PROMPT_PREFIX = 'In: What action should the robot take to '
 PROMPT_SUFFIX = '?'  # '\nOut:' is trained on its own: a newline must stay out of the vocab
 
 
-def training_corpus() -> list[str]:
-    """Prompts as OpenVLA writes them (minus the newline) plus the bare instructions."""
-    corpus = [PROMPT_PREFIX + text + PROMPT_SUFFIX for text in INSTRUCTIONS]
-    corpus += list(INSTRUCTIONS) + ['Out:'] * 4
+def training_corpus(extra_instructions=()) -> list[str]:
+    """Prompts as OpenVLA writes them (minus the newline) plus the bare instructions.
+
+    `extra_instructions` (e.g. a dataset's tasks) join `INSTRUCTIONS`, so their words become
+    merged pieces too.
+    """
+    instructions = list(INSTRUCTIONS) + [text.lower() for text in extra_instructions]
+    corpus = [PROMPT_PREFIX + text + PROMPT_SUFFIX for text in instructions]
+    corpus += instructions + ['Out:'] * 4
     return corpus
 
 
@@ -115,9 +120,9 @@ def llama_vocabulary(characters, merges) -> dict[str, int]:
     return vocab
 
 
-def build_tiny_llama_tokenizer() -> Tokenizer:
+def build_tiny_llama_tokenizer(extra_instructions=()) -> Tokenizer:
     """Build the tokenizer that `write_tiny_llama_tokenizer` saves as `tokenizer.json`."""
-    characters, merges = learn_merges(training_corpus())
+    characters, merges = learn_merges(training_corpus(extra_instructions))
     vocab = llama_vocabulary(characters, merges)
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=UNK, fuse_unk=True,
                                      byte_fallback=True))
@@ -133,11 +138,11 @@ def build_tiny_llama_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def write_tiny_llama_tokenizer(directory) -> pathlib.Path:
+def write_tiny_llama_tokenizer(directory, extra_instructions=()) -> pathlib.Path:
     """Write tokenizer.json and the three Llama config files into `directory`; return it."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data = json.loads(build_tiny_llama_tokenizer().to_str())
+    data = json.loads(build_tiny_llama_tokenizer(extra_instructions).to_str())
     # Released Llama-2 files store merges as 'a b' strings (tokenizers < 0.20 format); newer
     # tokenizers write pairs. Keep the released format: every tokenizers version reads it.
     data['model']['merges'] = [' '.join(pair) for pair in data['model']['merges']]
