@@ -33,6 +33,7 @@ setup(
         'console_scripts': [
             'policy_node = openvla_ros.ros.main:main',
             'openvla-predict = openvla_ros.cli:main',
+            'openvla-sim-collect = openvla_ros.sim.collect:main',
         ],
     },
 )
