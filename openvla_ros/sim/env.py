@@ -129,19 +129,29 @@ class CubesEnv:
         """Apply one 7-D action (robosuite OSC input units, gripper 1 = open)."""
         action = np.asarray(action, dtype=np.float64).reshape(7)
         if not np.all(np.isfinite(action)):
-            raise ValueError(f'non-finite action {action}')
+            raise ValueError(f'expected a finite action, got {action}')
         delta = np.clip(action[:6], -1.0, 1.0)
-        # like OSC: the goal is the current pose plus the delta (not the last goal plus it)
+        self.step_delta(POS_SCALE * delta[:3], ROT_SCALE * delta[3:6], action[6] >= 0.5)
+
+    def step_delta(self, position_m, rotation_rad, gripper_open: bool) -> None:
+        """Move the EEF by a position delta (m) and an axis-angle delta (rad, base frame).
+
+        Like OSC, the goal is the current pose plus the delta (not the last goal plus it); the
+        deltas are limited to what one action can ask for (0.05 m and 0.5 rad per axis).
+        """
+        position_m = np.clip(np.asarray(position_m, dtype=np.float64), -POS_SCALE, POS_SCALE)
+        rotation_rad = np.clip(np.asarray(rotation_rad, dtype=np.float64), -ROT_SCALE, ROT_SCALE)
+        if not (np.all(np.isfinite(position_m)) and np.all(np.isfinite(rotation_rad))):
+            raise ValueError('expected finite deltas')
         position, quat = self.eef_pose()
         start = self.data.mocap_pos[0].copy()
-        goal = np.clip(position + POS_SCALE * delta[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
-        rotvec = quat_to_axis_angle(self._quat_mul(axis_angle_to_quat(ROT_SCALE * delta[3:6]),
-                                                   quat))
+        goal = np.clip(position + position_m, WORKSPACE_LOW, WORKSPACE_HIGH)
+        rotvec = quat_to_axis_angle(self._quat_mul(axis_angle_to_quat(rotation_rad), quat))
         angle = np.linalg.norm(rotvec)
         if angle > MAX_TILT:
             rotvec *= MAX_TILT / angle
         self.data.mocap_quat[0] = axis_angle_to_quat(rotvec)
-        opening = scene.FINGER_OPEN if action[6] >= 0.5 else 0.0
+        opening = scene.FINGER_OPEN if gripper_open else 0.0
         self.data.ctrl[:] = [opening, -opening]
         for i in range(1, self.substeps + 1):
             self.data.mocap_pos[0] = start + (goal - start) * (i / self.substeps)
