@@ -26,6 +26,7 @@ MAX_STEPS = 80
 WORKSPACE_LOW = np.array([-0.18, -0.2, 0.015])
 WORKSPACE_HIGH = np.array([0.18, 0.2, 0.2])
 MAX_TILT = 0.6              # rad: the orientation is kept within this of the nominal one
+MAX_LAG = 0.02              # m: the target never runs further ahead of the gripper
 CUBE_X = (-0.08, 0.08)
 CUBE_Y = (-0.1, 0.1)
 PHRASINGS = ('pick up the {} cube', 'lift the {} block', 'grab the {} cube')
@@ -134,19 +135,23 @@ class CubesEnv:
         self.step_delta(POS_SCALE * delta[:3], ROT_SCALE * delta[3:6], action[6] >= 0.5)
 
     def step_delta(self, position_m, rotation_rad, gripper_open: bool) -> None:
-        """Move the EEF by a position delta (m) and an axis-angle delta (rad, base frame).
+        """Move the EEF target by a position delta (m) and an axis-angle delta (rad, base frame).
 
-        Like OSC, the goal is the current pose plus the delta (not the last goal plus it); the
-        deltas are limited to what one action can ask for (0.05 m and 0.5 rad per axis).
+        The deltas are limited to what one action can ask for (0.05 m and 0.5 rad per axis) and
+        added to the previous target, which is first pulled to within `MAX_LAG` of the actual
+        pose (no wind-up when the gripper is blocked), so a unit action moves 5 cm once the
+        gripper has caught up (the weld lags ~1 cm while moving).
         """
         position_m = np.clip(np.asarray(position_m, dtype=np.float64), -POS_SCALE, POS_SCALE)
         rotation_rad = np.clip(np.asarray(rotation_rad, dtype=np.float64), -ROT_SCALE, ROT_SCALE)
         if not (np.all(np.isfinite(position_m)) and np.all(np.isfinite(rotation_rad))):
             raise ValueError('expected finite deltas')
-        position, quat = self.eef_pose()
+        position, _ = self.eef_pose()
         start = self.data.mocap_pos[0].copy()
-        goal = np.clip(position + position_m, WORKSPACE_LOW, WORKSPACE_HIGH)
-        rotvec = quat_to_axis_angle(self._quat_mul(axis_angle_to_quat(rotation_rad), quat))
+        base = position + np.clip(start - position, -MAX_LAG, MAX_LAG)
+        goal = np.clip(base + position_m, WORKSPACE_LOW, WORKSPACE_HIGH)
+        rotvec = quat_to_axis_angle(self._quat_mul(axis_angle_to_quat(rotation_rad),
+                                                   self.data.mocap_quat[0]))
         angle = np.linalg.norm(rotvec)
         if angle > MAX_TILT:
             rotvec *= MAX_TILT / angle

@@ -58,7 +58,7 @@ class Expert:
             if opening < 0.8 * scene.FINGER_OPEN:   # fingers not open yet: stay above the cube
                 height = max(height, GRASP_Z + 0.05, float(eef[2]))
             target = np.array([cube[0], cube[1], height])
-            if error < 0.006 and abs(eef[2] - GRASP_Z) < 0.006:
+            if error < 0.01 and abs(eef[2] - GRASP_Z) < 0.008:
                 self.state.closing, gripper = 1, CLOSE
         action = np.zeros(7)
         action[:3] = np.clip(GAIN * (target - eef) / sim_env.POS_SCALE, -MAX_POS, MAX_POS)
@@ -70,7 +70,7 @@ class Expert:
 class NoisyExpert(Expert):
     """The expert plus execution noise; `act` returns (clean action, executed action)."""
 
-    def __init__(self, rng: np.random.Generator, pos_std: float = 0.12, rot_std: float = 0.03,
+    def __init__(self, rng: np.random.Generator, pos_std: float = 0.08, rot_std: float = 0.03,
                  push_prob: float = 0.04, push_size: float = 0.5):
         super().__init__()
         self.rng, self.pos_std, self.rot_std = rng, pos_std, rot_std

@@ -60,8 +60,8 @@ def write_paths_png(path, episodes: List[Dict]) -> pathlib.Path:
                 axis.plot(y, x, 's', color=scene.COLOURS[name], ms=7,
                           mec='k' if name == episode['target'] else 'none', alpha=0.6)
         axis.set_title(f'"{instruction}": {wins}/{len(group)}', fontsize=9)
-        axis.set_xlim(-0.15, 0.15)      # as the camera sees it: +y right, -x up
-        axis.set_ylim(0.13, -0.13)
+        axis.set_xlim(-0.2, 0.2)        # as the camera sees it: +y right, -x up
+        axis.set_ylim(0.18, -0.18)
         axis.set_aspect('equal')
         axis.set_xlabel('y (m)')
         axis.set_ylabel('x (m)')
