@@ -22,6 +22,8 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.model': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.processing': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
     'openvla_ros.policy': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution'],
+    'openvla_ros.sim': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.sim.collect': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
 }
 
 # package directory / module -> package-internal or external modules its files may not import
@@ -33,6 +35,8 @@ FORBIDDEN_STATIC = {
     'normalization.py': ('rclpy', 'torch', 'openvla_ros.ros'),
     'processing.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
     'policy.py': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution'),
+    'sim': ('rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model', 'openvla_ros.policy',
+            'openvla_ros.execution', 'sensor_msgs', 'std_msgs', 'geometry_msgs'),
 }
 
 

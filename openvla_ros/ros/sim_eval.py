@@ -34,7 +34,7 @@ READY_TIMEOUT_S = 120.0
 
 
 def share_file(*parts) -> pathlib.Path:
-    """A file from the installed share directory, or from the source tree."""
+    """Return a file from the installed share directory, or from the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
 

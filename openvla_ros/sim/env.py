@@ -10,11 +10,10 @@ import dataclasses
 import os
 from typing import Dict, Optional
 
-import numpy as np
+os.environ.setdefault('MUJOCO_GL', 'egl')  # before mujoco loads: headless rendering
 
-os.environ.setdefault('MUJOCO_GL', 'egl')
-
-import mujoco  # noqa: E402
+import mujoco  # noqa: E402, I100
+import numpy as np  # noqa: E402
 
 from openvla_ros.sim import scene  # noqa: E402
 
@@ -46,7 +45,7 @@ def quat_to_axis_angle(quat: np.ndarray) -> np.ndarray:
 
 
 def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) of an axis-angle vector."""
+    """Return the unit quaternion (w, x, y, z) of an axis-angle vector."""
     angle = float(np.linalg.norm(rotvec))
     if angle < 1e-12:
         return np.array([1.0, 0.0, 0.0, 0.0])
@@ -166,12 +165,12 @@ class CubesEnv:
 
     # ----------------------------------------------------------------------------- observations
     def render(self) -> np.ndarray:
-        """The camera frame, uint8 (H, W, 3)."""
+        """Render the camera frame, uint8 (H, W, 3)."""
         self._renderer.update_scene(self.data, camera=scene.CAMERA)
         return self._renderer.render().copy()
 
     def proprio(self) -> np.ndarray:
-        """LIBERO proprio (8,): EEF xyz, EEF axis-angle, the two finger joints."""
+        """Return the LIBERO proprio vector (8): EEF xyz, EEF axis-angle, both finger joints."""
         quat = np.empty(4)
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._eef_site])
         fingers = [self.data.qpos[adr] for adr in self._finger_qpos]
@@ -203,7 +202,7 @@ class CubesEnv:
         return float(self.cube_pos(colour or self.task.colour)[2] - scene.CUBE_HALF)
 
     def success(self) -> bool:
-        """The named cube is lifted by at least `LIFT_SUCCESS`."""
+        """Tell whether the named cube is lifted by at least `LIFT_SUCCESS`."""
         return self.lift_height() >= LIFT_SUCCESS
 
     def close(self) -> None:

@@ -15,18 +15,18 @@ CAMERA = 'front'
 
 def _cube(name: str, rgb) -> str:
     r, g, b = rgb
-    return f"""
+    return f'''
     <body name="{name}" pos="0 0 {CUBE_HALF}">
       <freejoint name="{name}"/>
       <geom type="box" size="{CUBE_HALF} {CUBE_HALF} {CUBE_HALF}" rgba="{r} {g} {b} 1"
             mass="0.05" friction="1.5 0.02 0.001" condim="4"/>
-    </body>"""
+    </body>'''
 
 
 def scene_xml(image_size: int = IMAGE_SIZE) -> str:
     """Return the scene's MJCF (offscreen buffer at `image_size`, no shadows, no multisampling)."""
     cubes = ''.join(_cube(f'cube_{name}', rgb) for name, rgb in COLOURS.items())
-    return f"""
+    return f'''
 <mujoco model="openvla_sim_cubes">
   <compiler angle="radian"/>
   <option timestep="0.002" integrator="implicitfast" cone="elliptic" impratio="10"
@@ -78,4 +78,4 @@ def scene_xml(image_size: int = IMAGE_SIZE) -> str:
               ctrlrange="-{FINGER_OPEN} 0" forcerange="-15 15"/>
   </actuator>
 </mujoco>
-"""
+'''

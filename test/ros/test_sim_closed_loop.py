@@ -29,7 +29,7 @@ def _eval_command(*args):
 
 
 def _leftover_processes(marker: str):
-    """Processes whose command line mentions `marker` (our checkpoint path)."""
+    """Return the processes whose command line mentions `marker` (our checkpoint path)."""
     found = []
     for proc in pathlib.Path('/proc').iterdir():
         if proc.name.isdigit() and int(proc.name) != os.getpid():
@@ -44,7 +44,7 @@ def _leftover_processes(marker: str):
 
 @pytest.fixture(scope='module')
 def random_checkpoint(tmp_path_factory):
-    """A random tiny two-camera checkpoint and a sim config that feeds it the camera twice."""
+    """Write a random tiny two-camera checkpoint and a sim config feeding it the camera twice."""
     from openvla_ros.model.testing.factory import write_tiny_checkpoint
 
     directory = tmp_path_factory.mktemp('sim_eval')
