@@ -275,6 +275,9 @@ def evaluate(args, log=print) -> int:
         log(f'success: {sum(r["success"] for r in results)}/{len(results)}')
         return 0
     finally:
+        # the cleanup is bounded (stop_process kills after a timeout): a second Ctrl-C, or the
+        # launch system's SIGINT after the episodes, must not cut it short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         exit_code = stop_process(process) if process is not None else 0
         if evaluation is not None:
             evaluation.close()
