@@ -78,7 +78,8 @@ def sample_task(seed: int) -> Task:
                and np.linalg.norm(p - q) > 0.07 for p, q in pairs):
             break
     yaw = {name: float(rng.uniform(-0.4, 0.4)) for name in colours}
-    eef_start = np.array([rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03),
+    # the gripper starts on the camera side of the cubes, so it hides neither at the start
+    eef_start = np.array([rng.uniform(0.12, 0.15), rng.uniform(-0.04, 0.04),
                           rng.uniform(0.10, 0.13)])
     return Task(colour, instruction, xy, yaw, eef_start)
 

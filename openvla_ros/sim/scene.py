@@ -44,7 +44,7 @@ def scene_xml(image_size: int = IMAGE_SIZE) -> str:
   <worldbody>
     <geom name="table" type="plane" size="0.4 0.4 0.01" material="table"
           friction="1 0.005 0.0001"/>
-    <camera name="{CAMERA}" pos="0.36 0 0.33" xyaxes="0 1 0 -0.62 0 0.78" fovy="45"/>
+    <camera name="{CAMERA}" pos="0.13 0 0.51" xyaxes="0 1 0 -0.966 0 0.259" fovy="42"/>
     <body name="hand_target" mocap="true" pos="0 0 0.15"/>
     <body name="hand" pos="0 0 0.15" gravcomp="1">
       <freejoint name="hand"/>
