@@ -191,3 +191,16 @@ def test_reset_service_starts_the_next_seed(make_sim, probe_node):
     assert sim.env.task.instruction == sample_task(123).instruction
     np.testing.assert_allclose(sim.env.cube_pos('red')[:2], sample_task(123).cube_xy['red'],
                                atol=2e-3)
+
+
+def test_run_steps_on_a_wall_clock_rate_and_starts_an_episode(make_sim, probe_node):
+    sim = make_sim(real_time_factor=4.0, seed=40)
+    probe = StateProbe(probe_node)
+    assert _connected(sim, probe_node)
+    start = time.monotonic()
+    sim.run(should_stop=lambda: sim.time_s >= 1.0 - 1e-9)    # 20 steps of sim time
+    elapsed = time.monotonic() - start
+    assert sim.env.task is not None and sim.env.task.instruction
+    assert 0.2 <= elapsed < 1.0, elapsed                      # ~0.25 s at 4x real time
+    assert _wait(lambda: len(probe.clock) >= 20)
+    assert _seconds(probe.clock[-1].clock) == pytest.approx(1.0)
