@@ -29,6 +29,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -218,9 +219,17 @@ class SimNode(Node):
 def main(args=None) -> int:
     """`openvla-sim-node`: the tabletop on a wall-clock rate; `~/reset` starts the next seed."""
     import os
+    import signal
 
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    rclpy.init(args=args)
+    # Python's own SIGINT handling (KeyboardInterrupt in this thread), not rclpy's, which would
+    # invalidate the context while a step is publishing
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     node = SimNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)

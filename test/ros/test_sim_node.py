@@ -204,3 +204,26 @@ def test_run_steps_on_a_wall_clock_rate_and_starts_an_episode(make_sim, probe_no
     assert 0.2 <= elapsed < 1.0, elapsed                      # ~0.25 s at 4x real time
     assert _wait(lambda: len(probe.clock) >= 20)
     assert _seconds(probe.clock[-1].clock) == pytest.approx(1.0)
+
+
+def test_openvla_sim_node_runs_and_exits_cleanly_on_sigint(rclpy_context, probe_node):
+    import signal
+    import subprocess
+    import sys
+
+    from rosgraph_msgs.msg import Clock
+
+    clock = []
+    probe_node.create_subscription(Clock, '/clock', clock.append, 10)
+    process = subprocess.Popen([sys.executable, '-c', 'from openvla_ros.ros.sim_node import main;'
+                                ' main()'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        assert _wait(lambda: len(clock) >= 10, timeout_s=60), 'no /clock from openvla-sim-node'
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
