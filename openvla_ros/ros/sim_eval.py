@@ -79,7 +79,7 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
 class Evaluation:
     """The sim node, a reset client, an instruction publisher and a diagnostics listener."""
 
-    def __init__(self, context, real_time_factor: float = 1.0):
+    def __init__(self, context, real_time_factor: float = 1.0, layout: str = 'random'):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
@@ -89,7 +89,9 @@ class Evaluation:
         from openvla_ros.ros.sim_node import SimNode
 
         self.String, self.Trigger = String, Trigger
-        self.sim = SimNode(context=context, namespace=NAMESPACE)
+        from openvla_ros.sim.env import CubesEnv
+
+        self.sim = SimNode(env=CubesEnv(layout=layout), context=context, namespace=NAMESPACE)
         self.client_node = Node('sim_eval', context=context, namespace=NAMESPACE)
         self.instruction = self.client_node.create_publisher(String, 'instruction', 10)
         self.reset_client = self.client_node.create_client(Trigger, 'reset')
@@ -143,7 +145,7 @@ class Evaluation:
         from openvla_ros.sim.env import sample_task
         from openvla_ros.sim.scene import COLOURS
 
-        task = sample_task(seed)
+        task = sample_task(seed, self.sim.env.layout)
         instruction = swap_colour(task.instruction, list(COLOURS)) if swap else task.instruction
         self.instruction.publish(self.String(data=instruction))
         self.reset_policy()
@@ -182,7 +184,8 @@ class Evaluation:
         """Step until the first command arrives (model warm-up); return the wall time it took."""
         from openvla_ros.sim.env import sample_task
 
-        self.instruction.publish(self.String(data=sample_task(seed).instruction))
+        self.instruction.publish(self.String(
+            data=sample_task(seed, self.sim.env.layout).instruction))
         self.reset_policy()
         self.sim.reset(seed)
         before, start = self.sim.commands_applied, time.monotonic()
@@ -243,7 +246,7 @@ def evaluate(args, log=print) -> int:
     evaluation = None
     results = []
     try:
-        evaluation = Evaluation(context, args.real_time_factor)
+        evaluation = Evaluation(context, args.real_time_factor, args.layout)
         log(f'waiting for policy_node ({"attached" if args.attach else args.checkpoint}) ...')
         evaluation.wait_until_ready(process)
         warm_up_s = evaluation.warm_up(args.seed)
@@ -302,6 +305,8 @@ def parse_args(argv=None):
     parser.add_argument('--config', type=pathlib.Path, default=share_file('config', 'sim.yaml'))
     parser.add_argument('--real-time-factor', type=float, default=1.0,
                         help='sim speed relative to the wall clock (lower on a loaded machine)')
+    parser.add_argument('--layout', choices=('random', 'slots'), default='random',
+                        help="cube placement the checkpoint was trained on ('slots': fallback)")
     parser.add_argument('--attach', action='store_true',
                         help='use a policy_node that is already running (launch file)')
     args = parser.parse_args(argv)

@@ -58,12 +58,14 @@ class SimNode(Node):
         self.declare_parameter('real_time_factor', 1.0)
         self.declare_parameter('gripper_open_position', FINGER_OPEN)
         self.declare_parameter('gripper_closed_position', 0.0)
+        self.declare_parameter('layout', 'random')
         self.command_input = self.get_parameter('command_input').value
         if self.command_input not in COMMAND_INPUTS:
             raise ValueError(f'command_input: expected one of {COMMAND_INPUTS}, '
                              f'got {self.command_input!r}')
         self.frame_id = self.get_parameter('frame_id').value
-        self.env = env if env is not None else CubesEnv()
+        self.env = env if env is not None else CubesEnv(
+            layout=self.get_parameter('layout').value)
         self.dt = 1.0 / CONTROL_HZ
         self.time_s = 0.0
         self.rejected = {}
@@ -133,7 +135,7 @@ class SimNode(Node):
         with self._lock:
             seed = self._next_seed
             self._queued_seed = seed
-        task = sample_task(seed)
+        task = sample_task(seed, self.env.layout)
         response.success = True
         response.message = f'seed {seed}: {task.instruction}'
         return response

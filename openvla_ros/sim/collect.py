@@ -17,11 +17,11 @@ from openvla_ros.sim.rollout import expert_episode
 
 
 def collect(out: pathlib.Path, episodes: int, seed: int, noise: bool = True,
-            keep_failures: bool = False, log=print) -> dict:
+            keep_failures: bool = False, log=print, layout: str = 'random') -> dict:
     """Write `episodes` successful episodes to `out`; return counts and timings."""
     out.mkdir(parents=True, exist_ok=True)
     (out / READY).unlink(missing_ok=True)
-    env = CubesEnv()
+    env = CubesEnv(layout=layout)
     written, attempts, failures, steps = 0, 0, 0, 0
     start = time.monotonic()
     try:
@@ -56,11 +56,13 @@ def main(argv=None) -> int:
     parser.add_argument('--out', type=pathlib.Path, required=True)
     parser.add_argument('--no-noise', action='store_true', help='clean expert (no recoveries)')
     parser.add_argument('--keep-failures', action='store_true')
+    parser.add_argument('--layout', choices=('random', 'slots'), default='random',
+                        help="cube placement ('slots': the simpler fallback task)")
     args = parser.parse_args(argv)
     if args.episodes <= 0:
         parser.error('--episodes must be positive')
     stats = collect(args.out, args.episodes, args.seed, noise=not args.no_noise,
-                    keep_failures=args.keep_failures)
+                    keep_failures=args.keep_failures, layout=args.layout)
     print(f"wrote {stats['written']} episodes ({stats['steps']} steps) to {args.out} in "
           f"{stats['seconds']:.1f} s: {stats['written'] / stats['seconds']:.2f} episodes/s, "
           f"{stats['steps'] / stats['seconds']:.0f} steps/s; expert success "

@@ -28,6 +28,9 @@ MAX_TILT = 0.6              # rad: the orientation is kept within this of the no
 MAX_LAG = 0.02              # m: the target never runs further ahead of the gripper
 CUBE_X = (-0.08, 0.08)
 CUBE_Y = (-0.1, 0.1)
+LAYOUTS = ('random', 'slots')
+SLOTS = ((0.0, -0.07), (0.0, 0.07))     # 'slots' layout: left and right cube positions
+SLOT_JITTER = 0.015
 PHRASINGS = ('pick up the {} cube', 'lift the {} block', 'grab the {} cube')
 PROPRIO_NAMES = ('eef_x', 'eef_y', 'eef_z', 'eef_ax', 'eef_ay', 'eef_az',
                  'finger_left', 'finger_right')
@@ -64,19 +67,30 @@ class Task:
     eef_start: np.ndarray
 
 
-def sample_task(seed: int) -> Task:
-    """Draw the target colour, phrasing, cube poses and start pose for `seed`."""
+def sample_task(seed: int, layout: str = 'random') -> Task:
+    """Draw the target colour, phrasing, cube poses and start pose for `seed`.
+
+    layout 'random': both cubes anywhere in the workspace. 'slots' (the simpler fallback task):
+    the cubes sit in a left and a right slot (+-1.5 cm jitter) with their colours assigned at
+    random, so the policy must still find the named colour in the image.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout: expected one of {LAYOUTS}, got {layout!r}')
     rng = np.random.default_rng(seed)
     colours = list(scene.COLOURS)
     colour = colours[rng.integers(len(colours))]
     instruction = PHRASINGS[rng.integers(len(PHRASINGS))].format(colour)
-    while True:
+    while layout == 'random':
         xy = {name: np.array([rng.uniform(*CUBE_X), rng.uniform(*CUBE_Y)]) for name in colours}
         pairs = [(xy[a], xy[b]) for i, a in enumerate(colours) for b in colours[i + 1:]]
         # the open fingers (8 cm apart along y, 2.4 cm wide in x) must clear the other cube
         if all((abs(p[0] - q[0]) > 0.05 or abs(p[1] - q[1]) > 0.09)
                and np.linalg.norm(p - q) > 0.07 for p, q in pairs):
             break
+    if layout == 'slots':
+        order = rng.permutation(len(colours))
+        xy = {colours[i]: np.array(SLOTS[k]) + rng.uniform(-SLOT_JITTER, SLOT_JITTER, 2)
+              for k, i in enumerate(order)}
     yaw = {name: float(rng.uniform(-0.4, 0.4)) for name in colours}
     # the gripper starts on the camera side of the cubes, so it hides neither at the start
     eef_start = np.array([rng.uniform(0.12, 0.15), rng.uniform(-0.04, 0.04),
@@ -87,7 +101,11 @@ def sample_task(seed: int) -> Task:
 class CubesEnv:
     """The tabletop; `reset(seed)` then `step(action)` up to `MAX_STEPS` times."""
 
-    def __init__(self, image_size: int = scene.IMAGE_SIZE, render: bool = True):
+    def __init__(self, image_size: int = scene.IMAGE_SIZE, render: bool = True,
+                 layout: str = 'random'):
+        if layout not in LAYOUTS:
+            raise ValueError(f'layout: expected one of {LAYOUTS}, got {layout!r}')
+        self.layout = layout
         self.model = mujoco.MjModel.from_xml_string(scene.scene_xml(image_size))
         self.data = mujoco.MjData(self.model)
         self.image_size = image_size
@@ -107,7 +125,7 @@ class CubesEnv:
     # ----------------------------------------------------------------------------- episode
     def reset(self, seed: int) -> None:
         """Start the episode that `seed` defines (same seed, same initial state)."""
-        self.task = sample_task(seed)
+        self.task = sample_task(seed, self.layout)
         mujoco.mj_resetData(self.model, self.data)
         for name, adr in self._cube_qpos.items():
             x, y = self.task.cube_xy[name]

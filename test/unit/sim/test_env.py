@@ -112,3 +112,20 @@ def test_axis_angle_round_trip():
         rotvec = rng.uniform(-1, 1, 3)
         np.testing.assert_allclose(quat_to_axis_angle(axis_angle_to_quat(rotvec)), rotvec,
                                    atol=1e-9)
+
+
+def test_slots_layout_puts_the_cubes_left_and_right_in_either_colour_order():
+    from openvla_ros.sim.env import SLOT_JITTER, SLOTS
+
+    tasks = [sample_task(seed, 'slots') for seed in range(100)]
+    red_left = [t.cube_xy['red'][1] < 0 for t in tasks]
+    assert 20 < sum(red_left) < 80                      # both colour orders occur
+    for task in tasks:
+        for xy in task.cube_xy.values():
+            nearest = min(np.abs(xy - np.array(slot)).max() for slot in SLOTS)
+            assert nearest <= SLOT_JITTER + 1e-12
+        assert np.sign(task.cube_xy['red'][1]) != np.sign(task.cube_xy['blue'][1])
+    # the instruction draw is the same as in the random layout: only the placement differs
+    assert [t.instruction for t in tasks] == [sample_task(s).instruction for s in range(100)]
+    with pytest.raises(ValueError):
+        sample_task(0, 'grid')

@@ -21,6 +21,17 @@ def env():
 @pytest.mark.parametrize('noise', [True, False], ids=['noisy', 'clean'])
 def test_expert_solves_at_least_99_percent(env, noise):
     results = [expert_episode(env, seed, noise=noise, record_images=False) for seed in SEEDS]
+    _check(results)
+
+
+def test_expert_solves_the_slots_layout():
+    env = CubesEnv(render=False, layout='slots')
+    results = [expert_episode(env, seed, record_images=False) for seed in SEEDS]
+    env.close()
+    _check(results)
+
+
+def _check(results):
     wins = sum(r.success for r in results)
     assert wins >= 0.99 * len(SEEDS), f'{wins}/{len(SEEDS)}'
     lengths = [len(r.actions) for r in results]
