@@ -93,7 +93,7 @@ def sample_task(seed: int, layout: str = 'random') -> Task:
               for k, i in enumerate(order)}
     yaw = {name: float(rng.uniform(-0.4, 0.4)) for name in colours}
     # the gripper starts on the camera side of the cubes, so it hides neither at the start
-    eef_start = np.array([rng.uniform(0.12, 0.14), rng.uniform(-0.04, 0.04),
+    eef_start = np.array([rng.uniform(0.12, 0.15), rng.uniform(-0.04, 0.04),
                           rng.uniform(0.10, 0.13)])
     return Task(colour, instruction, xy, yaw, eef_start)
 

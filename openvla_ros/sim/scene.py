@@ -6,7 +6,7 @@ gripper points straight down with the fingers closing along y, so the proprio ax
 near zero (no +-pi wrap) in the nominal pose.
 """
 
-CUBE_HALF = 0.025         # cubes are 5 cm
+CUBE_HALF = 0.02          # cubes are 4 cm
 FINGER_OPEN = 0.04        # finger joint travel (m): 0 = touching, 0.04 = 8 cm gap
 COLOURS = {'red': (0.85, 0.12, 0.1), 'blue': (0.12, 0.25, 0.9)}
 IMAGE_SIZE = 112
@@ -37,12 +37,14 @@ def scene_xml(image_size: int = IMAGE_SIZE) -> str:
     <headlight ambient="0.45 0.45 0.45" diffuse="0.6 0.6 0.6" specular="0 0 0"/>
   </visual>
   <asset>
-    <material name="table" rgba="0.78 0.76 0.72 1"/>
+    <texture name="grid" type="2d" builtin="checker" width="64" height="64"
+             rgb1="0.72 0.66 0.56" rgb2="0.68 0.62 0.52"/>
+    <material name="table" texture="grid" texrepeat="4 4"/>
   </asset>
   <worldbody>
     <geom name="table" type="plane" size="0.4 0.4 0.01" material="table"
           friction="1 0.005 0.0001"/>
-    <camera name="{CAMERA}" pos="0.13 0 0.51" xyaxes="0 1 0 -0.966 0 0.259" fovy="36"/>
+    <camera name="{CAMERA}" pos="0.13 0 0.51" xyaxes="0 1 0 -0.966 0 0.259" fovy="42"/>
     <body name="hand_target" mocap="true" pos="0 0 0.15"/>
     <body name="hand" pos="0 0 0.15" gravcomp="1">
       <freejoint name="hand"/>
