@@ -35,6 +35,9 @@ setup(
             'policy_node = openvla_ros.ros.main:main',
             'openvla-predict = openvla_ros.cli:main',
             'openvla-train = openvla_ros.training.cli:main',
+            'openvla-sim-collect = openvla_ros.sim.collect:main',
+            'openvla-sim-eval = openvla_ros.ros.sim_eval:main',
+            'openvla-sim-node = openvla_ros.ros.sim_node:main',
         ],
     },
 )

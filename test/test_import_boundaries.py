@@ -32,6 +32,8 @@ FORBIDDEN_AT_RUNTIME = {
     'openvla_ros.training': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'torch'],
     'openvla_ros.training.trainer': ['rclpy', 'openvla_ros.ros', 'openvla_ros.execution',
                                      'openvla_ros.policy'],
+    'openvla_ros.sim': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
+    'openvla_ros.sim.collect': ['rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model'],
 }
 
 # package directory / module -> package-internal or external modules its files may not import
@@ -48,6 +50,8 @@ FORBIDDEN_STATIC = {
                  'trajectory_msgs', 'tf2_ros', 'control_msgs'),
     'training': ('rclpy', 'openvla_ros.ros', 'openvla_ros.execution', 'openvla_ros.policy',
                  'sensor_msgs', 'std_msgs'),
+    'sim': ('rclpy', 'torch', 'openvla_ros.ros', 'openvla_ros.model', 'openvla_ros.policy',
+            'openvla_ros.execution', 'sensor_msgs', 'std_msgs', 'geometry_msgs'),
 }
 
 

@@ -29,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing dependencies (first run: a few minutes)"
   pip_quiet install --upgrade pip setuptools wheel
   pip_quiet install -r "$root/requirements/ros-kilted.txt" -r "$root/requirements/ml.txt" \
-    -r "$root/requirements/test.txt"
+    -r "$root/requirements/test.txt" -r "$root/requirements/sim.txt"
   if [ -d "$wheels" ]; then
     echo "[setup] installing launch/launch_testing/ros2cli from $wheels"
     # --no-deps: their metadata names ROS packages by ROS names (rclpy, not ros-rclpy).
