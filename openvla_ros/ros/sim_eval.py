@@ -83,6 +83,7 @@ class Evaluation:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
+        from rclpy.parameter import Parameter
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
 
@@ -91,7 +92,11 @@ class Evaluation:
         self.String, self.Trigger = String, Trigger
         from openvla_ros.sim.env import CubesEnv
 
-        self.sim = SimNode(env=CubesEnv(layout=layout), context=context, namespace=NAMESPACE)
+        # The controller-facing outputs (config/sim.yaml), as MoveIt Servo and a forward
+        # gripper controller would receive them.
+        self.sim = SimNode(env=CubesEnv(layout=layout), context=context, namespace=NAMESPACE,
+                           parameter_overrides=[Parameter('command_input',
+                                                          value='eef_twist')])
         self.client_node = Node('sim_eval', context=context, namespace=NAMESPACE)
         self.instruction = self.client_node.create_publisher(String, 'instruction', 10)
         self.reset_client = self.client_node.create_client(Trigger, 'reset')
