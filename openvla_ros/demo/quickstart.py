@@ -28,7 +28,7 @@ PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMESPACE = '/openvla'
 
 
-def _share_file(*parts) -> pathlib.Path:
+def share_file(*parts) -> pathlib.Path:
     """Return a file from the installed share directory, or from the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
@@ -41,13 +41,18 @@ def _share_file(*parts) -> pathlib.Path:
     return PACKAGE_ROOT.joinpath(*parts)
 
 
-def _node_command(checkpoint: pathlib.Path, namespace: str = NAMESPACE) -> list:
+def policy_node_command(checkpoint: pathlib.Path, params_file: pathlib.Path,
+                        namespace: str = NAMESPACE, *extra: str) -> list:
+    """Return the command that starts policy_node (installed, or its module) on `checkpoint`."""
     installed = pathlib.Path(sys.prefix, 'lib', 'openvla_ros', 'policy_node')
     command = [str(installed)] if installed.exists() else [
         sys.executable, '-m', 'openvla_ros.ros.main']
-    return command + ['--ros-args', '-r', f'__ns:={namespace}',
-                      '--params-file', str(_share_file('config', 'demo.yaml')),
-                      '-p', f'checkpoint:={checkpoint}']
+    return command + ['--ros-args', '-r', f'__ns:={namespace}', '--params-file',
+                      str(params_file), '-p', f'checkpoint:={checkpoint}', *extra]
+
+
+def _node_command(checkpoint: pathlib.Path, namespace: str = NAMESPACE) -> list:
+    return policy_node_command(checkpoint, share_file('config', 'demo.yaml'), namespace)
 
 
 def _camera_frame(t: float, hue: int) -> np.ndarray:

@@ -28,22 +28,10 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import numpy as np  # noqa: E402
 
+from openvla_ros.demo.quickstart import policy_node_command, share_file  # noqa: E402
+
 NAMESPACE = '/openvla'
-PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0
-
-
-def share_file(*parts) -> pathlib.Path:
-    """Return a file from the installed share directory, or from the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        path = pathlib.Path(get_package_share_directory('openvla_ros')).joinpath(*parts)
-        if path.exists():
-            return path
-    except (ImportError, LookupError, ValueError):
-        pass
-    return PACKAGE_ROOT.joinpath(*parts)
 
 
 def swap_colour(instruction: str, colours) -> str:
@@ -54,15 +42,6 @@ def swap_colour(instruction: str, colours) -> str:
     if swapped == words:
         raise ValueError(f'no colour word in {instruction!r}')
     return ' '.join(swapped)
-
-
-def policy_node_command(checkpoint: pathlib.Path, config: pathlib.Path) -> list:
-    installed = pathlib.Path(sys.prefix, 'lib', 'openvla_ros', 'policy_node')
-    command = [str(installed)] if installed.exists() else [
-        sys.executable, '-m', 'openvla_ros.ros.main']
-    return command + ['--ros-args', '-r', f'__ns:={NAMESPACE}', '--params-file', str(config),
-                      '-p', f'checkpoint:={checkpoint}', '-p', 'use_sim_time:=true',
-                      '--log-level', 'warn']
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
@@ -244,7 +223,8 @@ def evaluate(args, log=print) -> int:
 
     process = None
     if not args.attach:
-        command = policy_node_command(args.checkpoint.resolve(), args.config)
+        command = policy_node_command(args.checkpoint.resolve(), args.config, NAMESPACE,
+                                      '-p', 'use_sim_time:=true', '--log-level', 'warn')
         process = subprocess.Popen(command)
     context = rclpy.Context()
     rclpy.init(context=context)
