@@ -8,6 +8,8 @@ import pytest
 # Must happen before rclpy loads: without it Fast DDS multicasts discovery on every interface.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 1))
+# Before any test imports mujoco: the sim renders offscreen (EGL), never in a window.
+os.environ.setdefault('MUJOCO_GL', 'egl')
 
 
 @pytest.fixture

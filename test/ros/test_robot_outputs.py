@@ -360,12 +360,18 @@ def test_aloha_joint_command_trajectory_grippers_and_two_arm_proprio(start_node)
     chunks = probe.msgs('action_chunk')
     with probe.lock:
         trajectories = list(probe.received['joint_trajectory'])
-    assert len(trajectories) <= len(chunks)
-    for (trajectory, received_s), chunk in zip(trajectories, chunks):
+    assert 0 < len(trajectories) <= len(chunks)
+    for trajectory, received_s in trajectories:
         assert _jtc_accepts(trajectory, ALOHA_COMMAND_NAMES, received_s) == []
         assert trajectory.joint_names == ALOHA_COMMAND_NAMES
         origin = trajectory.header.stamp.sec
         start = _seconds(trajectory.header.stamp, origin)
+        # its chunk: the one whose last step is due when the trajectory ends (a chunk that
+        # arrived with every step already due gets no trajectory, so order alone can't pair)
+        end = start + _seconds(trajectory.points[-1].time_from_start)
+        chunk = next(c for c in chunks
+                     if abs(_seconds(c.header.stamp, origin) + (len(c.points) - 1) / 25.0
+                            - end) < 1e-6)
         t_obs = _seconds(chunk.header.stamp, origin)
         assert 0.0 <= received_s - _seconds(trajectory.header.stamp) < 0.5  # node clock
         assert _seconds(trajectory.points[0].time_from_start) > 0.0
@@ -435,8 +441,8 @@ def test_command_stamps_follow_sim_time(start_node, probe_node, variant):
     clock_pub = probe_node.create_publisher(Clock, '/clock', 10)
     sim = {'ns': 1_000 * 10**9}  # simulation starts at t = 1000 s
 
-    def publish_clock():
-        sim['ns'] += 10_000_000
+    def publish_clock():  # half real time: a slow CPU inference still leaves steps ahead
+        sim['ns'] += 5_000_000
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(sim['ns'], 10**9)
         clock_pub.publish(msg)
@@ -453,7 +459,8 @@ def test_command_stamps_follow_sim_time(start_node, probe_node, variant):
                                              use_sim_time=True)
             kwargs, output, joints = {}, 'joint_trajectory', _aloha_joint_states()
         probe.stamped = False  # wall-clock stamps would lie far in the node's future
-        assert probe.stream_until(lambda: probe.count(output) >= 3, joints, **kwargs)
+        assert probe.stream_until(lambda: probe.count(output) >= 3, joints, timeout_s=60.0,
+                                  **kwargs)
         for msg in probe.msgs(output):
             assert 1000 <= msg.header.stamp.sec < 1100, f'{output} stamped {msg.header.stamp}'
         if output == 'joint_trajectory':
