@@ -275,12 +275,9 @@ class PolicyNode(LifecycleNode):
             store = self._store  # None after cleanup: a callback may still be in flight
             if store is None:
                 return
-            try:
-                rgb = convert(msg, dynamic_value(self, 'max_image_pixels'))
-                stamp = self._checked_stamp(msg.header.stamp, 'image')
-            except ConversionError as exc:
-                self._reject(f'camera{index}', exc)
-                return
+            # a ConversionError is counted as rejected.camera<index> by the guard
+            rgb = convert(msg, dynamic_value(self, 'max_image_pixels'))
+            stamp = self._checked_stamp(msg.header.stamp, 'image')
             store.put_image(index, rgb, stamp, self._now())
         return on_image
 
@@ -290,11 +287,8 @@ class PolicyNode(LifecycleNode):
             store.put_joints(positions, stamp, self._now())
 
     def _on_instruction(self, msg: String) -> None:
-        try:
-            text = check_instruction(msg.data, dynamic_value(self, 'max_instruction_chars'))
-        except ConversionError as exc:
-            self._reject('instruction', exc)
-            return
+        # a ConversionError is counted as rejected.instruction by the guard
+        text = check_instruction(msg.data, dynamic_value(self, 'max_instruction_chars'))
         with self._lock:
             if self._engine is None:
                 return

@@ -140,21 +140,18 @@ class ProprioSources:
         names = self._plan.joint_names
 
         def on_joint_state(msg: JointState) -> None:
-            try:
-                if not names:  # every position, in message order
-                    wanted = list(msg.name)
-                elif single:  # every requested joint must be in this message
-                    wanted = [n[len(prefix):] for n in names]
-                else:  # the requested joints this topic has (the rest come from the others)
-                    present = set(msg.name)
-                    wanted = [n[len(prefix):] for n in names
-                              if n.startswith(prefix) and n[len(prefix):] in present]
-                positions = joint_positions(msg, ())[:0] if names and not wanted else \
-                    joint_positions(msg, wanted if names else ())
-                stamp = self._checked_stamp(msg.header.stamp, source)
-            except ConversionError as exc:
-                self._reject(source, exc)
-                return
+            # a ConversionError is counted as rejected.<source> by the node's guard
+            if not names:  # every position, in message order
+                wanted = list(msg.name)
+            elif single:  # every requested joint must be in this message
+                wanted = [n[len(prefix):] for n in names]
+            else:  # the requested joints this topic has (the rest come from the others)
+                present = set(msg.name)
+                wanted = [n[len(prefix):] for n in names
+                          if n.startswith(prefix) and n[len(prefix):] in present]
+            positions = joint_positions(msg, ())[:0] if names and not wanted else \
+                joint_positions(msg, wanted if names else ())
+            stamp = self._checked_stamp(msg.header.stamp, source)
             self._assembler.put_joints(index, [prefix + n for n in wanted], positions, stamp)
             self._emit(source)
         return on_joint_state
