@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import threading
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -48,7 +49,13 @@ def _interrupt_once(signum, frame) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    if not _spinning.is_set():  # configuring: nothing else would stop the loading
+        raise KeyboardInterrupt
+    # spinning: the shut-down context ends spin(); an exception raised here could land in the
+    # middle of rclpy's task bookkeeping and leave a half-built Task behind
+
+
+_spinning = threading.Event()
 
 
 def main(args=None) -> int:
@@ -65,6 +72,7 @@ def main(args=None) -> int:
                 node.get_logger().fatal('configure failed; see the error above')
                 return 1
             node.trigger_activate()
+        _spinning.set()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
