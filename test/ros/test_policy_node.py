@@ -341,7 +341,9 @@ def test_a_stale_camera_stops_requests_drains_and_recovers(running_node, underru
     probe.stream_until(watch, timeout_s=1.4, cameras=(0,))
     assert len(policy.calls) == calls_after_max_age, 'a chunk was requested for a stale camera'
     warn = [m for t, level, m in levels if level == DiagnosticStatus.WARN]
-    assert warn and 'camera1 (cam1/compressed)' in warn[-1] and 'camera0' not in warn[-1]
+    # names the stale camera alone (any sample: a loaded CI machine may stall the live camera's
+    # messages past 0.3 s for a moment, and then the status rightly names it too)
+    assert any('camera1 (cam1/compressed)' in m and 'camera0' not in m for m in warn), warn
     assert all(level != DiagnosticStatus.ERROR for t, level, m in levels if t < 1.0)
     assert levels[-1][1] == DiagnosticStatus.ERROR and 'camera1' in levels[-1][2]
     # The buffer (8 steps at 10 Hz) has drained; what the arm gets now is the underrun policy.
