@@ -224,7 +224,9 @@ class PolicyNode(LifecycleNode):
 
         A ConversionError is a rejected input (`rejected.<source>`); any other exception is a
         bug or a fault, counted as `errors.<source>` and logged with its traceback. Then
-        `on_error(exc, *args)` gives the return value (a service's response), if set.
+        `on_error(exc, *args)` gives the return value (a service's response), if set. Once the
+        context is shut down (a signal), a failing callback (e.g. the control loop publishing
+        before release() stops it) is part of shutting down, not an error.
         """
         @functools.wraps(callback)  # keeps the signature rclpy inspects (message info, timer)
         def guarded(*args):
@@ -234,6 +236,8 @@ class PolicyNode(LifecycleNode):
                 self._reject(source, exc)
                 failure = exc
             except Exception as exc:  # noqa: B902 - the point: nothing may end the process
+                if not self.context.ok():  # shutting down: rclpy calls fail, nothing is wrong
+                    return None
                 self._error(source, exc)
                 failure = exc
             return on_error(failure, *args) if on_error is not None else None

@@ -23,9 +23,9 @@ from openvla_ros.robot_io.twist import eef_twist, step_delta
 from openvla_ros.ros.conversions import seconds_to_duration_fields
 
 try:  # control_msgs ships with ROS installs (apt), not as a PyPI wheel
-    from control_msgs.action import GripperCommand
+    from control_msgs import action as control_actions
 except ImportError:  # pragma: no cover - depends on the machine
-    GripperCommand = None
+    control_actions = None
 
 # A late-joining gripper controller still gets the current target (it is sent only on change).
 GRIPPER_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -41,6 +41,8 @@ class OutputPlan:
     command_joint_names: tuple
     command_index: Optional[np.ndarray]  # action dimension of each command joint
     gripper: GripperMapping
+    gripper_action_type: str
+    gripper_joint_names: tuple
     pos_scale: float
     rot_scale: float
     base_frame: str
@@ -73,13 +75,20 @@ def plan_outputs(settings, spec, chunk_joint_names) -> OutputPlan:
             raise ValueError("outputs 'gripper_command' / 'gripper_action': expected "
                              'gripper_dims, got none')
         robot.gripper.check_action_dim(spec.action_dim)
-    if 'gripper_action' in outputs and GripperCommand is None:
-        raise ValueError("outputs 'gripper_action': needs control_msgs (a ROS install), which "
-                         "is not importable here; use 'gripper_command'")
+    if 'gripper_action' in outputs:
+        names = robot.gripper_joint_names
+        if names and len(names) != len(robot.gripper.dims):
+            raise ValueError(f'gripper_joint_names: expected one name per gripper dimension '
+                             f'({len(robot.gripper.dims)}), got {list(names)}')
+        if getattr(control_actions, robot.gripper_action_type, None) is None:
+            raise ValueError(f"outputs 'gripper_action': needs control_msgs' "
+                             f'{robot.gripper_action_type} (a ROS install), which is not '
+                             "importable here; use 'gripper_command'")
     return OutputPlan(
         outputs=outputs, chunk_joint_names=tuple(chunk_joint_names),
         command_joint_names=tuple(robot.command_joint_names), command_index=command_index,
-        gripper=robot.gripper, pos_scale=robot.pos_scale, rot_scale=robot.rot_scale,
+        gripper=robot.gripper, gripper_action_type=robot.gripper_action_type,
+        gripper_joint_names=tuple(robot.gripper_joint_names), pos_scale=robot.pos_scale, rot_scale=robot.rot_scale,
         base_frame=robot.base_frame, action_rate_hz=execution.action_rate_hz,
         control_period_s=1.0 / execution.control_rate_hz,
         substeps_per_step=execution.substeps_per_step,
@@ -112,7 +121,9 @@ class CommandOutputs:
             dims = plan.gripper.dims
             names = ['gripper_action'] if len(dims) == 1 else [
                 f'gripper_action_{i}' for i in range(len(dims))]
-            self._gripper_clients = [ActionClient(node, GripperCommand, n) for n in names]
+            self._gripper_action = getattr(control_actions, plan.gripper_action_type)
+            self._gripper_clients = [ActionClient(node, self._gripper_action, n)
+                                     for n in names]
         self._last_goals = [None] * len(self._gripper_clients)
         self.resources = [p for p in (self._pub_action, self._pub_chunk, self._pub_joint,
                                       self._pub_trajectory, self._pub_twist, self._pub_gripper)
@@ -190,10 +201,21 @@ class CommandOutputs:
         for i, (client, target) in enumerate(zip(self._gripper_clients, targets.tolist())):
             if target == self._last_goals[i] or not client.server_is_ready():
                 continue  # unchanged, or retried on the next tick once the server is up
-            goal = GripperCommand.Goal()
-            goal.command.position = target
-            client.send_goal_async(goal)
+            client.send_goal_async(self._gripper_goal(i, target))
             self._last_goals[i] = target
+
+
+    def _gripper_goal(self, index: int, target: float):
+        """GripperCommand: command.position (m or rad). ParallelGripperCommand: a JointState
+        command with one position (and the joint's name, if gripper_joint_names gives it)."""
+        goal = self._gripper_action.Goal()
+        if self._plan.gripper_action_type == 'GripperCommand':
+            goal.command.position = target
+        else:
+            names = self._plan.gripper_joint_names
+            goal.command.name = [names[index]] if names else []
+            goal.command.position = [target]
+        return goal
 
 
 def _same(a: np.ndarray, b: Optional[np.ndarray]) -> bool:

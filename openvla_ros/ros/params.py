@@ -17,6 +17,7 @@ from openvla_ros.ros.conversions import DEFAULT_MAX_IMAGE_PIXELS
 OUTPUTS = ('action', 'action_chunk', 'joint_command', 'joint_trajectory', 'eef_twist',
            'gripper_command', 'gripper_action')
 EEF_POSE_SOURCES = ('', 'topic', 'tf')
+GRIPPER_ACTION_TYPES = ('GripperCommand', 'ParallelGripperCommand')  # control_msgs actions
 
 _POSITIVE = FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)
 _DYNAMIC = False
@@ -92,6 +93,11 @@ PARAMETERS.update({
                               None),
     'gripper_closed_position': (0.0, 'gripper_command value for a closed gripper.',
                                 _READ_ONLY, None),
+    'gripper_action_type': ('GripperCommand', "gripper_action goals: 'GripperCommand' "
+                            "(gripper_action_controller) or 'ParallelGripperCommand' "
+                            '(parallel_gripper_action_controller).', _READ_ONLY, None),
+    'gripper_joint_names': ([''], 'ParallelGripperCommand: the joint named in each gripper\'s '
+                            "goal, in gripper_dims order (['']: unnamed).", _READ_ONLY, None),
     'pos_scale': (1.0, 'eef_twist: metres per unit of action per step (robosuite OSC: 0.05).',
                   _READ_ONLY, _POSITIVE),
     'rot_scale': (1.0, 'eef_twist: radians per unit of action per step (robosuite OSC: 0.5).',
@@ -239,6 +245,8 @@ class RobotSettings:
     outputs: tuple
     command_joint_names: tuple
     gripper: GripperMapping
+    gripper_action_type: str
+    gripper_joint_names: tuple
     pos_scale: float
     rot_scale: float
     base_frame: str
@@ -259,6 +267,9 @@ def _robot_settings(get) -> RobotSettings:
     if get['eef_pose_source'] not in EEF_POSE_SOURCES:
         raise ValueError(f"parameter 'eef_pose_source': expected one of "
                          f"{list(EEF_POSE_SOURCES)}, got {get['eef_pose_source']!r}")
+    if get['gripper_action_type'] not in GRIPPER_ACTION_TYPES:
+        raise ValueError(f"parameter 'gripper_action_type': expected one of "
+                         f"{list(GRIPPER_ACTION_TYPES)}, got {get['gripper_action_type']!r}")
     gripper = GripperMapping(
         dims=tuple(int(d) for d in get['gripper_dims'] if int(d) >= 0),
         convention=get['gripper_convention'],
@@ -268,6 +279,8 @@ def _robot_settings(get) -> RobotSettings:
         outputs=outputs,
         command_joint_names=_names(get['command_joint_names']),
         gripper=gripper,
+        gripper_action_type=get['gripper_action_type'],
+        gripper_joint_names=_names(get['gripper_joint_names']),
         pos_scale=float(get['pos_scale']),
         rot_scale=float(get['rot_scale']),
         base_frame=get['base_frame'],

@@ -496,6 +496,9 @@ def _has(module):
     pytest.param(dict(outputs=['gripper_action']), 'needs control_msgs',
                  marks=pytest.mark.skipif(_has('control_msgs'),
                                           reason='control_msgs is installed here')),
+    (dict(gripper_action_type='Robotiq'), 'gripper_action_type'),
+    (dict(outputs=['gripper_action'], gripper_action_type='ParallelGripperCommand',
+          gripper_joint_names=['left', 'right']), 'one name per gripper dimension (1)'),
 ])
 def test_configure_fails_with_the_parameter_named(rclpy_context, overrides, message, caplog):
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -599,3 +602,72 @@ def test_shipped_configs_configure_against_their_checkpoint_shape(rclpy_context,
     remaps = yaml.safe_load((root / 'remaps' / f'{config}.yaml').read_text())['remappings']
     known = set(OUTPUTS) | {'joint_states', 'instruction'}
     assert set(remaps) <= known and set(remaps) & set(params['outputs'])
+
+
+@pytest.mark.parametrize('action_type, names, expected_name', [
+    ('GripperCommand', (), None),
+    ('ParallelGripperCommand', (), []),
+    ('ParallelGripperCommand', ('panda_finger_joint1',), ['panda_finger_joint1']),
+])
+def test_gripper_action_goal_fields(monkeypatch, action_type, names, expected_name):
+    """The goal each action type gets, on stand-ins for control_msgs' classes (not on PyPI).
+
+    GripperCommand.Goal().command is a control_msgs/GripperCommand (position, max_effort);
+    ParallelGripperCommand.Goal().command is a sensor_msgs/JointState.
+    """
+    import dataclasses
+    import types
+
+    from sensor_msgs.msg import JointState
+
+    from openvla_ros.ros import outputs
+
+    @dataclasses.dataclass
+    class Command:
+        position: float = 0.0
+        max_effort: float = 0.0
+
+    def action(command_type):
+        goal = type('Goal', (), {'__init__': lambda self: setattr(self, 'command',
+                                                                  command_type())})
+        return types.SimpleNamespace(Goal=goal)
+
+    monkeypatch.setattr(outputs, 'control_actions', types.SimpleNamespace(
+        GripperCommand=action(Command), ParallelGripperCommand=action(JointState)))
+    plan = types.SimpleNamespace(gripper_action_type=action_type, gripper_joint_names=names)
+    sender = object.__new__(outputs.CommandOutputs)
+    sender._plan = plan
+    sender._gripper_action = getattr(outputs.control_actions, action_type)
+    goal = sender._gripper_goal(0, 0.04)
+    if action_type == 'GripperCommand':
+        assert goal.command.position == 0.04
+    else:
+        assert isinstance(goal.command, JointState)  # the real message accepts these fields
+        assert list(goal.command.position) == [0.04] and goal.command.name == expected_name
+
+
+@pytest.mark.skipif(not _has('control_msgs'), reason='control_msgs is not installed (ships '
+                    'with ROS 2, not PyPI)')
+def test_parallel_gripper_action_goals_follow_gripper_command(start_node, probe_node):
+    from control_msgs.action import ParallelGripperCommand
+    from rclpy.action import ActionServer
+
+    goals = []
+
+    def execute(goal_handle):
+        command = goal_handle.request.command
+        goals.append((list(command.name), list(command.position)))
+        goal_handle.succeed()
+        return ParallelGripperCommand.Result()
+
+    server = ActionServer(probe_node, ParallelGripperCommand, NS + 'gripper_action', execute)
+    try:
+        node, policy, probe = start_node(
+            'l1', LIBERO, ['joint_states'], use_pose=True,
+            outputs=['action', 'action_chunk', 'gripper_command', 'gripper_action'],
+            gripper_action_type='ParallelGripperCommand', gripper_joint_names=['fr3_finger'])
+        assert probe.stream_until(lambda: goals and probe.count('gripper_command') >= 1,
+                                  LIBERO_JOINTS, quaternion=HALF_RAD_X_NEGATED)
+        assert goals[0] == (['fr3_finger'], [probe.msgs('gripper_command')[0].data[0]])
+    finally:
+        server.destroy()
