@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='action head of a from-scratch model (default l1)')
     parser.add_argument('--film', action='store_true',
                         help='FiLM: condition the ViTs on the instruction (OFT+; scratch)')
+    parser.add_argument('--no-proprio', action='store_true',
+                        help='no proprio input (scratch): the policy sees images and language only')
     parser.add_argument('--platform', default='LIBERO', help='platform constants (scratch)')
     parser.add_argument('--num-images', type=int, default=1, help='cameras (scratch)')
     parser.add_argument('--dataset-name', default='sim_cubes',
@@ -92,7 +94,8 @@ def main(argv=None) -> int:
         model = load_openvla(args.init, device=device, dtype=torch.float32)
     else:
         action_config = architectures.scratch_action_config(
-            args.platform, args.head, args.num_images, use_proprio=True, uses_film=args.film)
+            args.platform, args.head, args.num_images, use_proprio=not args.no_proprio,
+            uses_film=args.film)
         model = architectures.build_scratch_model(args.architecture, action_config, args.seed)
         model.to(device)
     cfg = model.action_config

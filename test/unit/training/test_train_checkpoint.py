@@ -183,3 +183,18 @@ def test_diffusion_head_trains_and_saves(tmp_path, episodes_at):
     chunk = policy.predict([episodes[0].images[0][0]], INSTRUCTIONS[0],
                            proprio=episodes[0].proprio[0])
     assert np.isfinite(chunk.actions).all()
+
+
+def test_no_proprio_model_trains_and_predicts_from_images_and_language(tmp_path, episodes_at):
+    data = episodes_at(tmp_path / 'data', 2, 112)
+    output = tmp_path / 'run'
+    assert cli.main(['--data', str(data), '--output', str(output), '--architecture',
+                     'test-tiny', '--no-proprio', '--steps', '2', '--batch-size', '2',
+                     '--threads', '2', '--no-progress']) == 0
+    checkpoint = output / 'checkpoint'
+    assert not list(checkpoint.glob('proprio_projector--*'))  # as a released no-proprio model
+    policy = OpenVLAPolicy.from_pretrained(checkpoint, device='cpu')
+    assert policy.spec.proprio_dim is None
+    episode = load_episodes(data)[0]
+    chunk = policy.predict([episode.images[0][0]], episode.instruction)
+    assert chunk.actions.shape == (8, 7) and np.isfinite(chunk.actions).all()
