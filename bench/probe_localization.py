@@ -1,4 +1,4 @@
-"""Where does a simulation policy lose the cubes' positions? (issue 8 diagnosis)
+"""Probes that show where a simulation policy loses the cubes' positions (issue 8).
 
 Three numbers per checkpoint, on the first frame of every episode (cube positions come from the
 episode's seed, `sim.env.sample_task`):

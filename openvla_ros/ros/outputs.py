@@ -88,7 +88,8 @@ def plan_outputs(settings, spec, chunk_joint_names) -> OutputPlan:
         outputs=outputs, chunk_joint_names=tuple(chunk_joint_names),
         command_joint_names=tuple(robot.command_joint_names), command_index=command_index,
         gripper=robot.gripper, gripper_action_type=robot.gripper_action_type,
-        gripper_joint_names=tuple(robot.gripper_joint_names), pos_scale=robot.pos_scale, rot_scale=robot.rot_scale,
+        gripper_joint_names=tuple(robot.gripper_joint_names), pos_scale=robot.pos_scale,
+        rot_scale=robot.rot_scale,
         base_frame=robot.base_frame, action_rate_hz=execution.action_rate_hz,
         control_period_s=1.0 / execution.control_rate_hz,
         substeps_per_step=execution.substeps_per_step,
@@ -204,10 +205,12 @@ class CommandOutputs:
             client.send_goal_async(self._gripper_goal(i, target))
             self._last_goals[i] = target
 
-
     def _gripper_goal(self, index: int, target: float):
-        """GripperCommand: command.position (m or rad). ParallelGripperCommand: a JointState
-        command with one position (and the joint's name, if gripper_joint_names gives it)."""
+        """Return the goal of gripper `index` for position `target` (m or rad).
+
+        GripperCommand: `command.position`. ParallelGripperCommand: `command` is a JointState
+        with one position (and the joint's name, where gripper_joint_names gives it).
+        """
         goal = self._gripper_action.Goal()
         if self._plan.gripper_action_type == 'GripperCommand':
             goal.command.position = target

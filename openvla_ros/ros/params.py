@@ -96,8 +96,9 @@ PARAMETERS.update({
     'gripper_action_type': ('GripperCommand', "gripper_action goals: 'GripperCommand' "
                             "(gripper_action_controller) or 'ParallelGripperCommand' "
                             '(parallel_gripper_action_controller).', _READ_ONLY, None),
-    'gripper_joint_names': ([''], 'ParallelGripperCommand: the joint named in each gripper\'s '
-                            "goal, in gripper_dims order (['']: unnamed).", _READ_ONLY, None),
+    'gripper_joint_names': ([''], 'ParallelGripperCommand: the joint named in the goal of '
+                            "each gripper, in gripper_dims order (['']: unnamed).", _READ_ONLY,
+                            None),
     'pos_scale': (1.0, 'eef_twist: metres per unit of action per step (robosuite OSC: 0.05).',
                   _READ_ONLY, _POSITIVE),
     'rot_scale': (1.0, 'eef_twist: radians per unit of action per step (robosuite OSC: 0.5).',

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--film', action='store_true',
                         help='FiLM: condition the ViTs on the instruction (OFT+; scratch)')
     parser.add_argument('--no-proprio', action='store_true',
-                        help='no proprio input (scratch): the policy sees images and language only')
+                        help='no proprio input (scratch): images and language only')
     parser.add_argument('--platform', default='LIBERO', help='platform constants (scratch)')
     parser.add_argument('--num-images', type=int, default=1, help='cameras (scratch)')
     parser.add_argument('--dataset-name', default='sim_cubes',

@@ -1,4 +1,4 @@
-"""bench/probe_localization.py: its ridge probe, and a run on real sim episodes and a checkpoint."""
+"""bench/probe_localization.py: its ridge probe, and a run on sim episodes and a checkpoint."""
 
 import importlib.util
 import pathlib
