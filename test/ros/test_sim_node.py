@@ -201,9 +201,17 @@ def test_run_steps_on_a_wall_clock_rate_and_starts_an_episode(make_sim, probe_no
     sim.run(should_stop=lambda: sim.time_s >= 1.0 - 1e-9)    # 20 steps of sim time
     elapsed = time.monotonic() - start
     assert sim.env.task is not None and sim.env.task.instruction
-    assert 0.2 <= elapsed < 1.0, elapsed                      # ~0.25 s at 4x real time
+    # ~0.25 s at 4x real time; never faster. Slower only bounds how slow this machine is (a
+    # shared CI machine took 1.7 s once), so the rate itself is checked below at 0.5x.
+    assert 0.24 <= elapsed < 5.0, elapsed
     assert _wait(lambda: len(probe.clock) >= 20)
     assert _seconds(probe.clock[-1].clock) == pytest.approx(1.0)
+    from rclpy.parameter import Parameter
+
+    sim.set_parameters([Parameter('real_time_factor', value=0.5)])  # 10 more steps: >= 1 s
+    start = time.monotonic()
+    sim.run(should_stop=lambda: sim.time_s >= 1.5 - 1e-9)
+    assert time.monotonic() - start >= 0.99  # running at 1x or 4x here would take 0.5 / 0.125 s
 
 
 def test_openvla_sim_node_runs_and_exits_cleanly_on_sigint(rclpy_context, probe_node):
