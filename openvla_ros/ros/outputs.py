@@ -16,11 +16,11 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from openvla_ros.execution.filters import clip_to_bounds, SafetyLimits, scale_action
-from openvla_ros.robot_io.gripper import GripperMapping
 from openvla_ros.robot_io.joints import command_indices
 from openvla_ros.robot_io.trajectory import future_points
 from openvla_ros.robot_io.twist import eef_twist, step_delta
 from openvla_ros.ros.conversions import seconds_to_duration_fields
+from openvla_ros.ros.params import RobotSettings
 
 try:  # control_msgs ships with ROS installs (apt), not as a PyPI wheel
     from control_msgs import action as control_actions
@@ -38,14 +38,8 @@ class OutputPlan:
 
     outputs: frozenset
     chunk_joint_names: tuple
-    command_joint_names: tuple
     command_index: Optional[np.ndarray]  # action dimension of each command joint
-    gripper: GripperMapping
-    gripper_action_type: str
-    gripper_joint_names: tuple
-    pos_scale: float
-    rot_scale: float
-    base_frame: str
+    robot: RobotSettings  # gripper mapping, frames, scales, joint names: as the parameters say
     action_rate_hz: float
     control_period_s: float
     substeps_per_step: int
@@ -85,12 +79,8 @@ def plan_outputs(settings, spec, chunk_joint_names) -> OutputPlan:
                              f'{robot.gripper_action_type} (a ROS install), which is not '
                              "importable here; use 'gripper_command'")
     return OutputPlan(
-        outputs=outputs, chunk_joint_names=tuple(chunk_joint_names),
-        command_joint_names=tuple(robot.command_joint_names), command_index=command_index,
-        gripper=robot.gripper, gripper_action_type=robot.gripper_action_type,
-        gripper_joint_names=tuple(robot.gripper_joint_names), pos_scale=robot.pos_scale,
-        rot_scale=robot.rot_scale,
-        base_frame=robot.base_frame, action_rate_hz=execution.action_rate_hz,
+        outputs=outputs, chunk_joint_names=tuple(chunk_joint_names), command_index=command_index,
+        robot=robot, action_rate_hz=execution.action_rate_hz,
         control_period_s=1.0 / execution.control_rate_hz,
         substeps_per_step=execution.substeps_per_step,
         end_step=execution.execute_steps or spec.chunk_len,
@@ -119,10 +109,10 @@ class CommandOutputs:
         if 'gripper_action' in wanted:
             from rclpy.action import ActionClient
 
-            dims = plan.gripper.dims
+            dims = plan.robot.gripper.dims
             names = ['gripper_action'] if len(dims) == 1 else [
                 f'gripper_action_{i}' for i in range(len(dims))]
-            self._gripper_action = getattr(control_actions, plan.gripper_action_type)
+            self._gripper_action = getattr(control_actions, plan.robot.gripper_action_type)
             self._gripper_clients = [ActionClient(node, self._gripper_action, n)
                                      for n in names]
         self._last_goals = [None] * len(self._gripper_clients)
@@ -145,7 +135,7 @@ class CommandOutputs:
         if self._pub_twist is not None:
             self._pub_twist.publish(self._twist(action, now_s))
         if self._pub_gripper is not None or self._gripper_clients:
-            self._send_gripper(plan.gripper.targets(action))
+            self._send_gripper(plan.robot.gripper.targets(action))
 
     def on_chunk(self, actions: np.ndarray, t_obs: float, now_s: float,
                  limits: Optional[SafetyLimits]) -> None:
@@ -178,18 +168,18 @@ class CommandOutputs:
         points = future_points(actions, t_base, plan.action_rate_hz, now_s, plan.end_step)
         if not points:
             return None
-        msg = JointTrajectory(joint_names=list(plan.command_joint_names))
+        msg = JointTrajectory(joint_names=list(plan.robot.command_joint_names))
         msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_duration_fields(now_s)
         for ahead, k in points:
             msg.points.append(_point(actions[k, plan.command_index].tolist(), ahead))
         return msg
 
     def _twist(self, action: np.ndarray, now_s: float) -> TwistStamped:
-        plan = self._plan
-        linear, angular = eef_twist(step_delta(action, plan.substeps_per_step), plan.pos_scale,
-                                    plan.rot_scale, plan.action_rate_hz)
+        plan, robot = self._plan, self._plan.robot
+        linear, angular = eef_twist(step_delta(action, plan.substeps_per_step), robot.pos_scale,
+                                    robot.rot_scale, plan.action_rate_hz)
         msg = TwistStamped()
-        msg.header.frame_id = plan.base_frame
+        msg.header.frame_id = robot.base_frame
         msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_duration_fields(now_s)
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = linear.tolist()
         msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = angular.tolist()
@@ -212,10 +202,10 @@ class CommandOutputs:
         with one position (and the joint's name, where gripper_joint_names gives it).
         """
         goal = self._gripper_action.Goal()
-        if self._plan.gripper_action_type == 'GripperCommand':
+        if self._plan.robot.gripper_action_type == 'GripperCommand':
             goal.command.position = target
         else:
-            names = self._plan.gripper_joint_names
+            names = self._plan.robot.gripper_joint_names
             goal.command.name = [names[index]] if names else []
             goal.command.position = [target]
         return goal

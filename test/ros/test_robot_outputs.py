@@ -641,9 +641,9 @@ def test_gripper_action_goal_fields(monkeypatch, action_type, names, expected_na
 
     monkeypatch.setattr(outputs, 'control_actions', types.SimpleNamespace(
         GripperCommand=action(Command), ParallelGripperCommand=action(JointState)))
-    plan = types.SimpleNamespace(gripper_action_type=action_type, gripper_joint_names=names)
+    robot = types.SimpleNamespace(gripper_action_type=action_type, gripper_joint_names=names)
     sender = object.__new__(outputs.CommandOutputs)
-    sender._plan = plan
+    sender._plan = types.SimpleNamespace(robot=robot)
     sender._gripper_action = getattr(outputs.control_actions, action_type)
     goal = sender._gripper_goal(0, 0.04)
     if action_type == 'GripperCommand':
