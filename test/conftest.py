@@ -63,3 +63,18 @@ def png_claiming():
         return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
                 + chunk(b'IDAT', zlib.compress(b'\x00')) + chunk(b'IEND', b''))
     return make
+
+
+@pytest.fixture(scope='session')
+def bench_script():
+    """Return `load(name)`: bench/<name>.py as a module (the benches are scripts, no package)."""
+    import importlib.util
+    import pathlib
+
+    def load(name: str):
+        path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / f'{name}.py'
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -6,24 +6,19 @@ docs/PERFORMANCE.md) with the device name. The full-size GPU numbers come from r
 script on a GPU, not from a test.
 """
 
-import importlib.util
 import pathlib
 import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SUITE = ROOT / 'bench' / 'gpu_suite.py'
 
 pytest.importorskip('torchao', reason='the suite quantizes with torchao')
 
 
 @pytest.fixture(scope='module')
-def suite():
-    spec = importlib.util.spec_from_file_location('gpu_suite', SUITE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def suite(bench_script):
+    return bench_script('gpu_suite')
 
 
 def _table(text):

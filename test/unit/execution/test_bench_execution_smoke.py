@@ -4,20 +4,12 @@ The full 10-minute numbers go to docs/PERFORMANCE.md; this only guards the claim
 section writer on ~20 simulated seconds.
 """
 
-import importlib.util
-import pathlib
-
 import pytest
-
-BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench' / 'bench_execution.py'
 
 
 @pytest.fixture(scope='module')
-def bench():
-    spec = importlib.util.spec_from_file_location('bench_execution', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_script):
+    return bench_script('bench_execution')
 
 
 def test_async_has_no_underrun_while_latency_stays_below_chunk_duration_minus_margin(bench):

@@ -1,23 +1,16 @@
 """bench/probe_localization.py: its ridge probe, and a run on sim episodes and a checkpoint."""
 
-import importlib.util
-import pathlib
 import re
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 pytest.importorskip('mujoco', reason='the simulator (requirements/sim.txt) is not installed')
 
 
 @pytest.fixture(scope='module')
-def probe():
-    spec = importlib.util.spec_from_file_location('probe_localization',
-                                                  ROOT / 'bench' / 'probe_localization.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe(bench_script):
+    return bench_script('probe_localization')
 
 
 def test_ridge_probe_finds_a_linear_signal_and_not_noise(probe):
