@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'bench')]
 
-from openvla_ros.model.config import ActionConfig, OpenVLAConfig, platform_preset  # noqa: E402
+from openvla_ros.model.config import ActionConfig, OpenVLAConfig  # noqa: E402
 from openvla_ros.model.modeling import OpenVLAForActionPrediction  # noqa: E402
 from openvla_ros.model.quantization import quantize_language_model  # noqa: E402
 from openvla_ros.model.static_inference import StaticActionPredictor  # noqa: E402
@@ -76,13 +76,10 @@ class Setup:
     paper_ms: Optional[float] = None  # OFT paper, A100, bf16 (OPENVLA_OFT_REFERENCE.md 8)
 
     def action_config(self, diffusion_steps: int) -> ActionConfig:
-        preset = platform_preset(self.platform)
-        return ActionConfig(
-            chunk_len=preset.chunk_len, action_dim=preset.action_dim,
-            proprio_dim=preset.proprio_dim, normalization_type=preset.normalization_type,
-            head_type=self.head_type, uses_film=self.uses_film,
+        return ActionConfig.for_platform(
+            self.platform, self.head_type, uses_film=self.uses_film,
             num_images_in_input=self.num_images, use_proprio=self.use_proprio,
-            platform=preset.name, num_diffusion_steps_inference=diffusion_steps)
+            num_diffusion_steps_inference=diffusion_steps)
 
 
 SETUPS = (

@@ -156,6 +156,14 @@ class ActionConfig:
                 f'num_diffusion_steps_inference: expected at most num_diffusion_steps_train '
                 f'({self.num_diffusion_steps_train}), got {self.num_diffusion_steps_inference}')
 
+    @classmethod
+    def for_platform(cls, platform: str, head_type: str, **fields) -> 'ActionConfig':
+        """Take chunk, dims and normalization from a platform preset, the rest from `fields`."""
+        preset = platform_preset(platform)
+        return cls(chunk_len=preset.chunk_len, action_dim=preset.action_dim,
+                   proprio_dim=preset.proprio_dim, normalization_type=preset.normalization_type,
+                   head_type=head_type, platform=preset.name, **fields)
+
     @property
     def num_action_slots(self) -> int:
         """H * A: one LLM position per action dimension of every chunk step."""

@@ -17,7 +17,7 @@ import torch
 
 from openvla_ros.model.checkpoint import DEFAULT_FILM_LORA_RANK
 from openvla_ros.model.config import (
-    ActionConfig, LLAMA_DEFAULTS, OpenVLAConfig, platform_preset, text_config_diff)
+    ActionConfig, LLAMA_DEFAULTS, OpenVLAConfig, text_config_diff)
 from openvla_ros.model.modeling import OpenVLAForActionPrediction
 from openvla_ros.model.testing.factory import TINY_TIMM_MODEL_KWARGS
 
@@ -48,13 +48,9 @@ def scratch_action_config(platform: str = 'LIBERO', head_type: str = 'l1',
                           num_images: int = 1, use_proprio: bool = True,
                           uses_film: bool = False) -> ActionConfig:
     """Platform constants (chunk, dims, normalization) for a new model."""
-    preset = platform_preset(platform)
-    return ActionConfig(chunk_len=preset.chunk_len, action_dim=preset.action_dim,
-                        proprio_dim=preset.proprio_dim,
-                        normalization_type=preset.normalization_type, head_type=head_type,
-                        uses_film=uses_film, num_images_in_input=num_images,
-                        use_proprio=use_proprio, platform=preset.name,
-                        film_lora_rank=DEFAULT_FILM_LORA_RANK if uses_film else None)
+    return ActionConfig.for_platform(
+        platform, head_type, uses_film=uses_film, num_images_in_input=num_images,
+        use_proprio=use_proprio, film_lora_rank=DEFAULT_FILM_LORA_RANK if uses_film else None)
 
 
 def build_scratch_model(architecture: str, action_config: ActionConfig,

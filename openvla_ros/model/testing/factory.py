@@ -35,7 +35,7 @@ import torch
 from openvla_ros.model.checkpoint import (
     generation_config, plain_backbone_state, write_component_file, write_sharded_safetensors)
 from openvla_ros.model.config import (
-    ActionConfig, LLAMA_DEFAULTS, OpenVLAConfig, platform_preset, text_config_diff)
+    ActionConfig, LLAMA_DEFAULTS, OpenVLAConfig, text_config_diff)
 from openvla_ros.model.film import to_upstream_film_checkpoint
 from openvla_ros.model.modeling import OpenVLAForActionPrediction
 from openvla_ros.model.testing.tokenizer import write_tiny_llama_tokenizer
@@ -88,13 +88,10 @@ class TinyVariant:
         return 'aloha_tiny' if self.platform == 'ALOHA' else 'libero_tiny_no_noops'
 
     def action_config(self) -> ActionConfig:
-        preset = platform_preset(self.platform)
-        return ActionConfig(
-            chunk_len=preset.chunk_len, action_dim=preset.action_dim,
-            proprio_dim=preset.proprio_dim, normalization_type=preset.normalization_type,
-            head_type=self.head_type, uses_film=self.uses_film,
+        return ActionConfig.for_platform(
+            self.platform, self.head_type, uses_film=self.uses_film,
             num_images_in_input=self.num_images, use_proprio=self.use_proprio,
-            platform=preset.name, film_lora_rank=TINY_FILM_LORA_RANK if self.uses_film else None)
+            film_lora_rank=TINY_FILM_LORA_RANK if self.uses_film else None)
 
 
 VARIANTS = {variant.name: variant for variant in (

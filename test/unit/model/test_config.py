@@ -233,3 +233,13 @@ def test_action_config_validates_and_records():
     with pytest.raises(ConfigError, match='expected bounds or bounds_q99, got normal'):
         ActionConfig(chunk_len=8, action_dim=7, proprio_dim=8, normalization_type='normal',
                      head_type='l1')
+
+
+def test_action_config_for_platform_takes_the_preset_constants():
+    config = ActionConfig.for_platform('aloha', 'l1', uses_film=True, num_images_in_input=3,
+                                       use_proprio=True)
+    preset = platform_preset('ALOHA')
+    assert (config.chunk_len, config.action_dim, config.proprio_dim, config.platform) == (
+        preset.chunk_len, preset.action_dim, preset.proprio_dim, 'ALOHA')
+    assert config.normalization_type == preset.normalization_type
+    assert config.uses_film and config.num_images_in_input == 3 and config.head_type == 'l1'
