@@ -44,8 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--weight-decay', type=float, default=0.0)
     parser.add_argument('--warmup-steps', type=int, default=0)
     parser.add_argument('--schedule', default='constant', choices=['constant', 'cosine'])
+    parser.add_argument('--schedule-steps', type=int, default=None, metavar='N',
+                        help='length of the cosine schedule (default: --steps); with more '
+                             'than --steps the run stops part-way down it')
     parser.add_argument('--mse-fraction', type=float, default=0.0,
                         help='L1 head: fraction of steps trained with MSE first (default 0)')
+    parser.add_argument('--oversample-first', type=int, default=0, metavar='N',
+                        help='with --oversample-factor: weight samples whose chunk starts in '
+                             'the first N steps of an episode')
+    parser.add_argument('--oversample-factor', type=float, default=1.0, metavar='W',
+                        help='draw those samples W times as often (default 1: uniform)')
+    parser.add_argument('--oversample-steps', type=int, default=0, metavar='K',
+                        help='oversample during the first K steps only, then uniform '
+                             '(default 0: the whole run)')
     parser.add_argument('--grad-clip', type=float, default=1.0)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu')
@@ -134,10 +145,13 @@ def main(argv=None) -> int:
     config = trainer.TrainConfig(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule,
+        schedule_steps=args.schedule_steps,
         objective='diffusion' if cfg.head_type == 'diffusion' else 'l1',
         mse_fraction=args.mse_fraction, grad_clip=args.grad_clip or None, seed=args.seed,
         autocast_bf16=args.autocast_bf16,
-        train_token_embeddings=not args.init or args.train_token_embeddings)
+        train_token_embeddings=not args.init or args.train_token_embeddings,
+        oversample_first=args.oversample_first, oversample_factor=args.oversample_factor,
+        oversample_steps=args.oversample_steps)
     log = {'command': 'openvla-train ' + ' '.join(argv if argv is not None else sys.argv[1:]),
            'parameters': architectures.count_parameters(model), 'train_samples': len(train_set),
            'train_episodes': len(train_episodes), 'center_crop': center_crop,

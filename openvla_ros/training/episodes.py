@@ -144,6 +144,7 @@ class EpisodeDataset:
         self.use_proprio = use_proprio
         frames, proprio, actions = [], [], []
         self._samples = []  # (frame index, first action row) per sample
+        starts = []  # per sample: the episode step its chunk starts at
         self._instruction_of_sample = []
         self.instructions = []
         prompts: Dict[str, List[int]] = {}
@@ -160,6 +161,7 @@ class EpisodeDataset:
                     tokenizer.encode(episode.instruction))
             for start in chunk_starts(episode.length, chunk_len):
                 self._samples.append((frame_offset + start, action_offset + start))
+                starts.append(start)
                 self.instructions.append(episode.instruction)
             frame_offset += episode.length
             action_offset += episode.length
@@ -169,6 +171,7 @@ class EpisodeDataset:
         self._proprio = torch.from_numpy(np.concatenate(proprio).astype(np.float32))  # (F, S)
         self._actions = torch.from_numpy(np.concatenate(actions))  # (F, A)
         self._prompts = prompts
+        self.chunk_starts = np.array(starts, dtype=np.int64)  # (num samples,)
 
     def __len__(self) -> int:
         return len(self._samples)

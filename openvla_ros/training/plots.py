@@ -20,8 +20,9 @@ def plot_losses(log: dict, path) -> pathlib.Path:
     for objective in sorted({row[2] for row in rows}):
         steps = np.array([row[0] for row in rows if row[2] == objective])
         losses = np.array([row[1] for row in rows if row[2] == objective])
-        line, = axes.plot(steps, losses, alpha=0.25, linewidth=0.8)
         window = min(50, len(losses))
+        line, = axes.plot(steps, losses, alpha=0.25, linewidth=0.8,
+                          label=None if window > 1 else f'{objective} loss')
         if window > 1:
             smooth = np.convolve(losses, np.ones(window) / window, mode='valid')
             axes.plot(steps[window - 1:], smooth, color=line.get_color(),

@@ -104,6 +104,7 @@ def test_samples_are_chunks_of_normalized_actions_with_inference_pixels(
     from openvla_ros.normalization import normalize_proprio
     expected_proprio = normalize_proprio(episodes[1].proprio[1], stats.proprio, 'bounds_q99')
     assert torch.equal(batch['proprio'][1], torch.from_numpy(expected_proprio.astype(np.float32)))
+    assert dataset.chunk_starts.tolist() == [0, 1, 2, 3, 4, 0, 1]
 
 
 def test_instruction_words_are_whole_tokenizer_pieces(tmp_path):

@@ -198,3 +198,24 @@ def test_no_proprio_model_trains_and_predicts_from_images_and_language(tmp_path,
     episode = load_episodes(data)[0]
     chunk = policy.predict([episode.images[0][0]], episode.instruction)
     assert chunk.actions.shape == (8, 7) and np.isfinite(chunk.actions).all()
+
+
+def test_oversampling_draws_episode_starts_first_then_every_step(tmp_path, episodes_at,
+                                                                 monkeypatch):
+    """--oversample-*: the first K steps draw only chunks starting at step 0, then uniform."""
+    data = episodes_at(tmp_path / 'data', 2, 112)  # 12 steps each: chunk starts 0..4
+    drawn = []
+    batch = trainer.EpisodeDataset.batch
+
+    def recording_batch(dataset, indices):
+        drawn.append(dataset.chunk_starts[list(indices)].tolist())
+        return batch(dataset, indices)
+
+    monkeypatch.setattr(trainer.EpisodeDataset, 'batch', recording_batch)
+    assert cli.main(['--data', str(data), '--output', str(tmp_path / 'run'), '--architecture',
+                     'test-tiny', '--steps', '8', '--batch-size', '4', '--threads', '2',
+                     '--oversample-first', '1', '--oversample-factor', '1e9',
+                     '--oversample-steps', '4', '--no-progress']) == 0
+    assert drawn[:4] == [[0, 0, 0, 0]] * 4
+    later = [start for starts in drawn[4:8] for start in starts]
+    assert sorted(later[:10]) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # an epoch: every sample once
