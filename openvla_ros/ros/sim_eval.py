@@ -7,10 +7,12 @@ It starts `policy_node` as a subprocess (config/sim.yaml: use_sim_time, delta ac
 rate = action rate = 20 Hz) and hosts the sim (`SimNode`) in this process. The sim steps at real
 time x `--real-time-factor` and publishes /clock, so inference latency counts as it would on a
 robot. Per episode: publish the instruction, call the node's `reset` service (flush its
-buffer), reset the sim to the seed, step until the named cube is lifted 4 cm or 80 steps pass.
-`--swap-colours` names the other cube in the instruction while success is still scored on the
-original one (the language control: it should drop to about zero). With `--attach` no
-subprocess is started (a launch file runs the node). The node is always stopped, also on Ctrl-C.
+buffer), reset the sim to the seed, step until a cube is lifted 4 cm (success if it is the
+named one; a training episode also ends with its cube up) or 80 steps pass. `--swap-colours`
+names the other cube in the instruction while success is still scored on the original one (the
+language control: success should drop to about zero, and the other cube be lifted instead).
+With `--attach` no subprocess is started (a launch file runs the node). The node is always
+stopped, also on Ctrl-C.
 """
 
 import argparse
@@ -126,10 +128,11 @@ class Evaluation:
     def episode(self, seed: int, swap: bool = False, max_steps: int = 80,
                 record: bool = False) -> dict:
         """Run one episode; return its outcome, path and timings."""
-        from openvla_ros.sim.env import sample_task
+        from openvla_ros.sim.env import LIFT_SUCCESS, sample_task
         from openvla_ros.sim.scene import COLOURS
 
         task = sample_task(seed, self.sim.env.layout)
+        others = [c for c in COLOURS if c != task.colour]
         instruction = swap_colour(task.instruction, list(COLOURS)) if swap else task.instruction
         self.instruction.publish(self.String(data=instruction))
         self.reset_policy()
@@ -151,13 +154,12 @@ class Evaluation:
                 frames.append(env.render())
             if step % 10 == 0:   # in case the first one was lost (same text: no flush)
                 self.instruction.publish(self.String(data=instruction))
-            if env.success():
+            other_lifted = any(env.lift_height(c) >= LIFT_SUCCESS for c in others)
+            if env.success() or other_lifted:  # as a training episode, it ends with a cube up
                 break
-        others = [c for c in COLOURS if c != task.colour]
         return {
             'seed': seed, 'instruction': instruction, 'target': task.colour,
-            'success': env.success(), 'steps': env.steps,
-            'other_lifted': any(env.lift_height(c) >= 0.04 for c in others),
+            'success': env.success(), 'steps': env.steps, 'other_lifted': other_lifted,
             'commands': self.sim.commands_applied - applied_before,
             'first_command_step': first_command_step,
             'wall_s': time.monotonic() - start, 'path': np.array(path),
