@@ -1,7 +1,8 @@
 """openvla-sim-eval: the installed policy_node drives the sim over DDS on sim time.
 
-The plumbing tests run any checkpoint (a random tiny one); `test_shipped_checkpoint_*` is the
-closed-loop quality gate on checkpoints/sim_cubes (>= 80 % over 10 held-out episodes).
+The plumbing tests run any checkpoint (a random tiny one); `test_shipped_checkpoint_*` are the
+closed-loop quality gate on checkpoints/sim_cubes (>= 80 % over 10 held-out episodes) and its
+language control (the swapped colour word: the other cube is lifted instead).
 """
 
 import os
@@ -20,10 +21,10 @@ pytest.importorskip('mujoco', reason='mujoco is not installed (tools/setup_venv.
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / 'checkpoints' / 'sim_cubes'
-# The shipped checkpoint does not meet the bar yet (issue 8 stays open; docs/SIM.md has the
-# numbers), so the gate runs only when asked. Set to None once a checkpoint meets it.
-GATE_NOT_MET = ('checkpoints/sim_cubes lifts the named cube in 7 of 50 held-out episodes, below '
-                'the >= 80 % gate (issue 8); OPENVLA_SIM_GATE=1 runs the gate anyway')
+# A reason to skip the shipped-checkpoint gate while a checkpoint below the bar is shipped (None:
+# the gate runs; OPENVLA_SIM_GATE=1 runs it anyway). The shipped one lifts the named cube in
+# 47/50 held-out episodes (docs/SIM.md).
+GATE_NOT_MET = None
 EPISODE_LINE = re.compile(r'^episode +(\d+)/(\d+) seed (\d+) "([^"]+)" \((\w+) cube scored\): '
                           r'(success|failure|lifted the other cube) after (\d+) steps')
 
@@ -128,6 +129,25 @@ def test_ctrl_c_ends_the_policy_node(random_checkpoint, tmp_path):
     assert _leftover_processes(str(checkpoint)) == []
 
 
+def _run_shipped(tmp_path, *extra):
+    """Run 10 held-out episodes on the shipped checkpoint; return (successes, other lifted)."""
+    if not SHIPPED.exists() and not SHIPPED.is_symlink():
+        pytest.skip('checkpoints/sim_cubes is absent (it ships with the trained model)')
+    if GATE_NOT_MET and os.environ.get('OPENVLA_SIM_GATE') != '1':
+        pytest.skip(GATE_NOT_MET)
+    result = subprocess.run(
+        _eval_command('--checkpoint', SHIPPED, '--episodes', 10, '--seed', 1_000_000,
+                      '--report', tmp_path / 'report.txt', *extra),
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    wins, total = map(int, re.fullmatch(r'success: (\d+)/(\d+)', lines[-1]).groups())
+    other = next(re.fullmatch(r'other cube lifted instead: (\d+)/(\d+)', line)
+                 for line in lines if line.startswith('other cube lifted'))
+    assert total == 10 and int(other.group(2)) == 10, result.stdout
+    return wins, int(other.group(1)), result.stdout
+
+
 def test_shipped_checkpoint_lifts_the_named_cube_in_closed_loop(tmp_path):
     """CI gate: >= 8/10 held-out episodes through the real node.
 
@@ -135,15 +155,16 @@ def test_shipped_checkpoint_lifts_the_named_cube_in_closed_loop(tmp_path):
     model), and while GATE_NOT_MET says the shipped model is below the bar; otherwise an
     existing but broken or empty directory, or a dangling link, fails.
     """
-    if not SHIPPED.exists() and not SHIPPED.is_symlink():
-        pytest.skip('checkpoints/sim_cubes is absent (it ships with the trained model)')
-    if GATE_NOT_MET and os.environ.get('OPENVLA_SIM_GATE') != '1':
-        pytest.skip(GATE_NOT_MET)
-    result = subprocess.run(
-        _eval_command('--checkpoint', SHIPPED, '--episodes', 10, '--seed', 1_000_000,
-                      '--report', tmp_path / 'report.txt'),
-        capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    last = result.stdout.splitlines()[-1]
-    wins, total = map(int, re.fullmatch(r'success: (\d+)/(\d+)', last).groups())
-    assert total == 10 and wins >= 8, result.stdout
+    wins, _, output = _run_shipped(tmp_path)
+    assert wins >= 8, output
+
+
+def test_shipped_checkpoint_lifts_the_cube_the_swapped_colour_word_names(tmp_path):
+    """The language control: name the other cube and the arm lifts that one instead.
+
+    Success on the originally named cube must fall to chance or below (<= 2/10), and the cube
+    the instruction now names must be lifted in most episodes (>= 6/10), so the policy follows
+    the word rather than some other cue.
+    """
+    wins, other, output = _run_shipped(tmp_path, '--swap-colours')
+    assert wins <= 2 and other >= 6, output
