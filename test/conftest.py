@@ -1,6 +1,7 @@
 """Shared fixtures. DDS is confined to this host before anything can import rclpy."""
 
 import os
+import signal
 import threading
 
 import pytest
@@ -10,6 +11,11 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 100 + 1))
 # Before any test imports mujoco: the sim renders offscreen (EGL), never in a window.
 os.environ.setdefault('MUJOCO_GL', 'egl')
+# A run started as a background job of a non-interactive shell (`tools/run_tests.sh &`) inherits
+# SIGINT ignored, and so would every process the tests start: the Ctrl-C tests would hang on
+# processes that never see the signal. A handler (not SIG_IGN) is reset to the default in them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

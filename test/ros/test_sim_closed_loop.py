@@ -113,7 +113,7 @@ def test_ctrl_c_ends_the_policy_node(random_checkpoint, tmp_path):
     checkpoint, config = random_checkpoint
     process = subprocess.Popen(
         _eval_command('--checkpoint', checkpoint, '--config', config, '--episodes', 50),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         for line in process.stdout:
@@ -121,10 +121,12 @@ def test_ctrl_c_ends_the_policy_node(random_checkpoint, tmp_path):
                 break
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    finally:  # on failure, its policy_node must not outlive it and drive later tests' sims
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
     assert process.returncode == 130 and 'interrupted' in output
     assert _leftover_processes(str(checkpoint)) == []
 
