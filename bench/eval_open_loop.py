@@ -13,17 +13,10 @@ Run:  .venv/bin/python bench/eval_open_loop.py --checkpoint DIR --data HELDOUT_D
 import argparse
 import json
 import pathlib
-import re
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # this checkout's openvla_ros, not an installed one
-
-SWAP = {'red': 'blue', 'blue': 'red'}
-
-
-def swap_colours(text: str) -> str:
-    return re.sub(r'\b(red|blue)\b', lambda match: SWAP[match.group(1)], text)
 
 
 def evaluate(model, dataset, batch_size=64):
@@ -63,6 +56,7 @@ def main(argv=None) -> int:
 
     from openvla_ros.model.checkpoint import load_openvla
     from openvla_ros.processing import ImagePreprocessor, PromptTokenizer
+    from openvla_ros.sim.language import swap_colour
     from openvla_ros.training.episodes import EpisodeDataset, load_episodes
 
     torch.set_num_threads(args.threads)
@@ -81,7 +75,7 @@ def main(argv=None) -> int:
     results = {'checkpoint': str(args.checkpoint), 'data': str(args.data),
                'episodes': len(episodes), 'own_instruction': evaluate(model, dataset(episodes))}
     for episode in episodes:
-        episode.instruction = swap_colours(episode.instruction)
+        episode.instruction = swap_colour(episode.instruction)
     results['swapped_colour'] = evaluate(model, dataset(episodes))
     text = json.dumps(results, indent=1)
     print(text)

@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     import torch
 
     from openvla_ros.policy import OpenVLAPolicy
-    from openvla_ros.ros.sim_eval import swap_colour
-    from openvla_ros.sim.scene import COLOURS
+    from openvla_ros.sim.language import swap_colour
 
     torch.set_num_threads(args.threads)
     policy = OpenVLAPolicy.from_pretrained(args.checkpoint, device='cpu',
@@ -79,7 +78,7 @@ def main(argv=None) -> int:
     for image, proprio, instruction, named_dy, other_dy in first_scenes(
             args.episodes, args.seed, args.layout):
         proprio = proprio if policy.spec.proprio_dim else None
-        for key, text in (('own', instruction), ('swapped', swap_colour(instruction, COLOURS))):
+        for key, text in (('own', instruction), ('swapped', swap_colour(instruction))):
             rows[key].append(float(policy.predict([image], text, proprio=proprio).actions[0, 1]))
         named.append(named_dy)
         other.append(other_dy)

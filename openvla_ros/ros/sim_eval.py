@@ -36,16 +36,6 @@ NAMESPACE = '/openvla'
 READY_TIMEOUT_S = 120.0
 
 
-def swap_colour(instruction: str, colours) -> str:
-    """Replace the colour word of `instruction` with the other colour (two colours)."""
-    first, second = colours
-    words = instruction.split(' ')
-    swapped = [second if w == first else first if w == second else w for w in words]
-    if swapped == words:
-        raise ValueError(f'no colour word in {instruction!r}')
-    return ' '.join(swapped)
-
-
 def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
     """SIGINT, then SIGKILL after `timeout_s`; returns the exit code."""
     if process.poll() is None:
@@ -128,12 +118,13 @@ class Evaluation:
     def episode(self, seed: int, swap: bool = False, max_steps: int = 80,
                 record: bool = False) -> dict:
         """Run one episode; return its outcome, path and timings."""
-        from openvla_ros.sim.env import LIFT_SUCCESS, sample_task
+        from openvla_ros.sim.env import sample_task
+        from openvla_ros.sim.language import swap_colour
         from openvla_ros.sim.scene import COLOURS
 
         task = sample_task(seed, self.sim.env.layout)
         others = [c for c in COLOURS if c != task.colour]
-        instruction = swap_colour(task.instruction, list(COLOURS)) if swap else task.instruction
+        instruction = swap_colour(task.instruction) if swap else task.instruction
         self.instruction.publish(self.String(data=instruction))
         self.reset_policy()
         self.sim.reset(seed)
@@ -154,7 +145,7 @@ class Evaluation:
                 frames.append(env.render())
             if step % 10 == 0:   # in case the first one was lost (same text: no flush)
                 self.instruction.publish(self.String(data=instruction))
-            other_lifted = any(env.lift_height(c) >= LIFT_SUCCESS for c in others)
+            other_lifted = any(env.lifted(c) for c in others)
             if env.success() or other_lifted:  # as a training episode, it ends with a cube up
                 break
         return {

@@ -220,9 +220,13 @@ class CubesEnv:
         """How far the cube of `colour` (default: the named one) is above its resting height."""
         return float(self.cube_pos(colour or self.task.colour)[2] - scene.CUBE_HALF)
 
+    def lifted(self, colour: Optional[str] = None) -> bool:
+        """Tell whether the cube of `colour` (default: the named one) is `LIFT_SUCCESS` up."""
+        return self.lift_height(colour) >= LIFT_SUCCESS
+
     def success(self) -> bool:
         """Tell whether the named cube is lifted by at least `LIFT_SUCCESS`."""
-        return self.lift_height() >= LIFT_SUCCESS
+        return self.lifted()
 
     def close(self) -> None:
         if self._renderer is not None:

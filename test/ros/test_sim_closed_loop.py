@@ -61,15 +61,6 @@ def random_checkpoint(tmp_path_factory):
     return checkpoint, config_path
 
 
-def test_swap_colour_names_the_other_cube():
-    from openvla_ros.ros.sim_eval import swap_colour
-
-    assert swap_colour('pick up the red cube', ['red', 'blue']) == 'pick up the blue cube'
-    assert swap_colour('lift the blue block', ['red', 'blue']) == 'lift the red block'
-    with pytest.raises(ValueError):
-        swap_colour('lift the block', ['red', 'blue'])
-
-
 def test_cli_rejects_bad_arguments(tmp_path):
     result = subprocess.run(_eval_command('--checkpoint', tmp_path / 'missing'),
                             capture_output=True, text=True, timeout=60)

@@ -101,6 +101,7 @@ def test_success_needs_the_named_cube_four_centimetres_up(env):
     adr = env._cube_qpos[other]
     env.data.qpos[adr + 2] += LIFT_SUCCESS + 0.01
     assert not env.success()                 # the other cube does not count
+    assert env.lifted(other) and not env.lifted()
     adr = env._cube_qpos[env.task.colour]
     env.data.qpos[adr + 2] += LIFT_SUCCESS + 0.01
     assert env.success()
@@ -129,3 +130,13 @@ def test_slots_layout_puts_the_cubes_left_and_right_in_either_colour_order():
     assert [t.instruction for t in tasks] == [sample_task(s).instruction for s in range(100)]
     with pytest.raises(ValueError):
         sample_task(0, 'grid')
+
+
+def test_swap_colour_names_the_other_cube():
+    from openvla_ros.sim.language import swap_colour
+
+    assert swap_colour('pick up the red cube') == 'pick up the blue cube'
+    assert swap_colour('lift the blue block', ['red', 'blue']) == 'lift the red block'
+    assert swap_colour(swap_colour('grab the red cube')) == 'grab the red cube'
+    with pytest.raises(ValueError):
+        swap_colour('lift the block')
