@@ -2,8 +2,10 @@
 
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -45,7 +47,7 @@ def _interrupt_once(signum, frame) -> None:
 
     A Ctrl-C under `ros2 launch` signals the whole process group and launch forwards another
     SIGINT; the second must not interrupt the cleanup (that ended the process with -2). rclpy's
-    own handler runs first and shuts the context down, which wakes the executor.
+    own handler runs first and shuts the context down; `WakeOnShutdown` then ends spin().
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -58,6 +60,48 @@ def _interrupt_once(signum, frame) -> None:
 _spinning = threading.Event()
 
 
+class WakeOnShutdown:
+    """Wake the executor once a shutdown signal has shut the context down.
+
+    rclpy's SIGINT/SIGTERM handler wakes the executor first and shuts the context down after
+    (rmw first, which takes a while): an executor woken in between reads the context as ok and
+    waits again, and then only an entity that becomes ready wakes it. On sim time with /clock
+    stopped (the simulator ended first) none ever does, and the node hung until SIGKILL in
+    about one shutdown of three. Python's wakeup fd tells this thread that a signal came; it
+    waits for the context to read shut down (shuts it down itself if nothing has within
+    `grace_s`: rclpy's handler replaced by another library's) and wakes the executor.
+    """
+
+    def __init__(self, executor, context, grace_s: float = 1.0):
+        self._executor, self._context, self._grace_s = executor, context, grace_s
+        self._receiver, self._sender = socket.socketpair()
+        self._sender.setblocking(False)
+        self._closed = threading.Event()
+        self._previous_fd = signal.set_wakeup_fd(self._sender.fileno(),
+                                                 warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._run, name='openvla_wake_on_shutdown',
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if not self._receiver.recv(1) or self._closed.is_set():
+            return  # closed: the node is ending without a signal
+        deadline = time.monotonic() + self._grace_s
+        while self._context.ok() and time.monotonic() < deadline:
+            if self._closed.wait(0.005):
+                return
+        self._context.try_shutdown()  # nothing to do after rclpy's handler
+        self._executor.wake()
+
+    def close(self) -> None:
+        """Stop the thread before the executor is destroyed (a late wake() would race it)."""
+        signal.set_wakeup_fd(self._previous_fd)
+        self._closed.set()
+        self._sender.close()  # the receiver reads end-of-file
+        self._thread.join(timeout=5.0)
+        self._receiver.close()
+
+
 def main(args=None) -> int:
     prepare_process_for_control()
     signal.signal(signal.SIGINT, _interrupt_once)
@@ -66,6 +110,7 @@ def main(args=None) -> int:
     node = PolicyNode()
     executor = make_executor()
     executor.add_node(node)
+    waker = WakeOnShutdown(executor, node.context)
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -80,6 +125,7 @@ def main(args=None) -> int:
         if rclpy.ok():
             raise  # not shutting down: a real error (exit code 1)
     finally:
+        waker.close()
         node.release()  # the worker thread and the model, whatever state the node is in
         executor.shutdown()
         node.destroy_node()

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,16 +19,27 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 _names = itertools.count()
+# policy_node's main with rclpy's SIGINT/SIGTERM handlers left out
+_MAIN_WITHOUT_RCLPY_HANDLERS = (
+    'import functools, sys, rclpy\n'
+    'from rclpy.signals import SignalHandlerOptions\n'
+    'rclpy.init = functools.partial(rclpy.init, signal_handler_options=SignalHandlerOptions.NO)\n'
+    'from openvla_ros.ros.main import main\n'
+    'sys.exit(main())\n')
 
 
 class PolicyProcess:
     """policy_node on the demo config in a namespace of its own, and a DemoProbe driving it."""
 
-    def __init__(self, checkpoint, probe_node, log_path, *parameters):
+    def __init__(self, checkpoint, probe_node, log_path, *parameters,
+                 without_rclpy_handlers=False):
         from openvla_ros.demo.quickstart import _node_command, DemoProbe
 
         self.namespace = f'/openvla_proc_{os.getpid()}_{next(_names)}'
         command = _node_command(checkpoint, self.namespace)
+        if without_rclpy_handlers:
+            command[:command.index('--ros-args')] = [sys.executable, '-c',
+                                                     _MAIN_WITHOUT_RCLPY_HANDLERS]
         for parameter in parameters:
             command += ['-p', parameter]
         self.log_path = log_path
@@ -89,9 +101,10 @@ def policy_process(probe_node, tmp_path):
 
     started = []
 
-    def start(*parameters):
+    def start(*parameters, **options):
         started.append(PolicyProcess(tiny_checkpoint('l1'), probe_node,
-                                     tmp_path / f'policy_node_{len(started)}.log', *parameters))
+                                     tmp_path / f'policy_node_{len(started)}.log', *parameters,
+                                     **options))
         return started[-1]
 
     yield start
@@ -141,6 +154,43 @@ def test_exit_code_is_0_on_shutdown_signals(policy_process, signals):
         node.process.send_signal(sig)
         time.sleep(0.05)  # the second lands while the first is being handled
     assert node.wait() == 0, node.output()
+    assert 'Traceback' not in node.output(), node.output()
+
+
+def test_sigint_ends_a_node_whose_sim_clock_has_stopped(policy_process, probe_node):
+    """A simulator stopped before the node (Gazebo under the same ros2 launch, Ctrl-C).
+
+    With /clock frozen no sim-time timer is ever due again, so only the signal can wake the
+    executor. rclpy's handler wakes it a moment before the context reads shut down; a node
+    that went back to waiting in between hung until SIGKILL (openvla-sim-eval: 1 shutdown in
+    3; the next test makes that deterministic).
+    """
+    from rosgraph_msgs.msg import Clock
+
+    clock = probe_node.create_publisher(Clock, '/clock', 10)
+    node = policy_process('use_sim_time:=true')
+
+    def tick():  # sim time follows the wall clock, like a sim at real-time factor 1
+        clock.publish(Clock(clock=probe_node.get_clock().now().to_msg()))
+
+    assert node.stream_until(lambda: len(node.probe.actions) >= 10, extra=tick), node.output()
+    time.sleep(1.0)  # the sim has stopped: no /clock, no camera frames
+    node.process.send_signal(signal.SIGINT)
+    assert node.wait(timeout_s=15.0) == 0, node.output()
+    assert 'Traceback' not in node.output(), node.output()
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_a_signal_ends_the_node_even_without_rclpys_signal_handlers(policy_process, sig):
+    """Nothing but the node's own signal handling shuts the context down and wakes spin().
+
+    As when another library replaced rclpy's handlers, or in the race above: a context shut
+    down, or a signal received, while the executor waits with nothing about to be ready.
+    """
+    node = policy_process(without_rclpy_handlers=True)
+    assert node.stream_until(lambda: len(node.probe.actions) >= 10), node.output()
+    node.process.send_signal(sig)
+    assert node.wait(timeout_s=15.0) == 0, node.output()
     assert 'Traceback' not in node.output(), node.output()
 
 

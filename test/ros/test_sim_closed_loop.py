@@ -133,6 +133,8 @@ def _run_shipped(tmp_path, *extra):
                       '--report', tmp_path / 'report.txt', *extra),
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the node must also end cleanly on the eval's SIGINT (it logs the exit code otherwise)
+    assert 'policy_node exited with' not in result.stdout, result.stdout[-3000:]
     lines = result.stdout.splitlines()
     wins, total = map(int, re.fullmatch(r'success: (\d+)/(\d+)', lines[-1]).groups())
     other = next(re.fullmatch(r'other cube lifted instead: (\d+)/(\d+)', line)
