@@ -30,14 +30,14 @@ MIN_OFFSET_M = 0.02  # sign agreement only where the cube is clearly to one side
 def first_scenes(count: int, seed: int, layout: str):
     """Yield (image, proprio, instruction, named dy, other dy) of the first frame per seed."""
     from openvla_ros.sim.env import CubesEnv
-    from openvla_ros.sim.scene import COLOURS
+    from openvla_ros.sim.language import other_colour
 
     env = CubesEnv(layout=layout)
     try:
         for episode_seed in range(seed, seed + count):
             env.reset(episode_seed)
             proprio = env.proprio()
-            other = next(c for c in COLOURS if c != env.task.colour)
+            other = other_colour(env.task.colour)
             yield (env.render(), proprio, env.task.instruction,
                    float(env.cube_pos(env.task.colour)[1] - proprio[1]),
                    float(env.cube_pos(other)[1] - proprio[1]))

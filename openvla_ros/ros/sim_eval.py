@@ -119,11 +119,11 @@ class Evaluation:
                 record: bool = False) -> dict:
         """Run one episode; return its outcome, path and timings."""
         from openvla_ros.sim.env import sample_task
-        from openvla_ros.sim.language import swap_colour
+        from openvla_ros.sim.language import other_colour, swap_colour
         from openvla_ros.sim.scene import COLOURS
 
         task = sample_task(seed, self.sim.env.layout)
-        others = [c for c in COLOURS if c != task.colour]
+        other = other_colour(task.colour)
         instruction = swap_colour(task.instruction) if swap else task.instruction
         self.instruction.publish(self.String(data=instruction))
         self.reset_policy()
@@ -145,7 +145,7 @@ class Evaluation:
                 frames.append(env.render())
             if step % 10 == 0:   # in case the first one was lost (same text: no flush)
                 self.instruction.publish(self.String(data=instruction))
-            other_lifted = any(env.lifted(c) for c in others)
+            other_lifted = env.lifted(other)
             if env.success() or other_lifted:  # as a training episode, it ends with a cube up
                 break
         return {

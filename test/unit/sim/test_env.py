@@ -133,7 +133,11 @@ def test_slots_layout_puts_the_cubes_left_and_right_in_either_colour_order():
 
 
 def test_swap_colour_names_the_other_cube():
-    from openvla_ros.sim.language import swap_colour
+    from openvla_ros.sim.language import other_colour, swap_colour
+
+    assert other_colour('red') == 'blue' and other_colour('blue') == 'red'
+    with pytest.raises(ValueError):
+        other_colour('green')
 
     assert swap_colour('pick up the red cube') == 'pick up the blue cube'
     assert swap_colour('lift the blue block', ['red', 'blue']) == 'lift the red block'
